@@ -1,0 +1,141 @@
+"""`python -m lab4 COMMAND`: data, train, predict, score, config."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+DEFAULT_DATA_ROOTS = {"small": "data/synthetic", "tiny": "data/tiny", "lab": "data/synthetic_lab"}
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from lab4.synth import generate_dataset
+
+    root = Path(args.root or DEFAULT_DATA_ROOTS.get(args.size, f"data/synthetic_{args.size}"))
+    generate_dataset(root, size=args.size, seed=args.seed, force=args.force)
+    print(f"synthetic dataset ({args.size}, seed {args.seed}) ready in {root}")
+    return 0
+
+
+def build_config(args: argparse.Namespace):
+    from lab4.config import make_config, parse_overrides
+
+    overrides = parse_overrides(args.set or [])
+    if args.data:
+        overrides["data_root"] = args.data
+    return make_config(args.profile, overrides)
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    print(json.dumps(build_config(args).to_dict(), indent=2))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from lab4.config import Config
+    from lab4.train import train
+
+    if args.resume and args.run_dir and (Path(args.run_dir) / "config.json").is_file() and not args.set:
+        cfg = Config.load(Path(args.run_dir) / "config.json")
+    else:
+        cfg = build_config(args)
+    run_dir = Path(args.run_dir or f"runs/{args.profile}")
+    result = train(cfg, run_dir, resume=args.resume, force=args.force, progress=not args.quiet)
+    last = result.last
+    print(f"\ntrained {run_dir}: {len(result.epochs)} epochs on {cfg.data_root}")
+    if last["val_psnr"] != "":
+        print(f"final val PSNR {last['val_psnr']:.2f} dB, mean over the predicted frames of the val rollout "
+              f"(z={cfg.val_z}); repeat-first-frame baseline {last['baseline_psnr']:.2f} dB; "
+              f"best epoch {result.best_psnr:.2f} dB")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from lab4.predict import predict_test
+    from lab4.submission import format_score_table
+
+    result = predict_test(Path(args.run_dir), which=args.checkpoint, z_mode=args.z, samples=args.samples,
+                          data_root=args.data, out_dir=Path(args.out) if args.out else None, gifs=not args.no_gif)
+    print(f"wrote {result.out_dir / 'submission.csv'} ({result.frames.shape[0]} sequences x "
+          f"{result.frames.shape[1]} frames), predictions.npy and GIFs in {result.out_dir}")
+    if result.score is not None and result.baseline is not None:
+        print(format_score_table(result.score, result.baseline))
+    else:
+        print("no test ground truth in this dataset (the real data has none): upload submission.csv to Kaggle")
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from lab4.data import load_frame_folders
+    from lab4.submission import format_score_table, score_submission
+
+    truth_dir = Path(args.truth)
+    if (truth_dir / "test" / "test_gt").is_dir():  # a dataset root was given
+        truth_dir = truth_dir / "test" / "test_gt"
+    model, baseline = score_submission(Path(args.submission), load_frame_folders(truth_dir))
+    print(format_score_table(model, baseline))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    from lab4.config import PROFILES
+
+    top = argparse.ArgumentParser(prog="python -m lab4", description=__doc__)
+    sub = top.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("data", help="generate the synthetic studio-dancer dataset in the Lab 4 layout")
+    p.add_argument("--size", default="small", help="tiny (tests), small (default, CPU), lab (real data's counts)")
+    p.add_argument("--root", help="output folder (default data/synthetic for small, data/tiny, data/synthetic_lab)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--force", action="store_true", help="overwrite a different dataset in --root")
+    p.set_defaults(func=cmd_data)
+
+    for name, func, text in (("train", cmd_train, "train the CVAE"),
+                             ("config", cmd_config, "print the full config a train command would use")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--profile", default="quick", choices=list(PROFILES),
+                       help="lab: template defaults (GPU); quick: the CPU default; smoke: tiny, for tests")
+        p.add_argument("--set", action="append", metavar="FIELD=VALUE",
+                       help="override any config field, e.g. --set kl_anneal_type=Monotonic (repeatable)")
+        p.add_argument("--data", help="dataset root (default: the profile's data_root)")
+        p.set_defaults(func=func)
+        if name == "train":
+            p.add_argument("--run-dir", help="run folder (default runs/<profile>)")
+            p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from last.pt")
+            p.add_argument("--force", action="store_true", help="start over in a run folder that holds a run")
+            p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+
+    p = sub.add_parser("predict", help="roll out the test sequences and write submission.csv")
+    p.add_argument("run_dir", help="a run folder made by `lab4 train`")
+    p.add_argument("--checkpoint", default="best", help="best (default), last, an epoch number, or a path")
+    p.add_argument("--z", choices=["prior", "zero", "mean"], help="z strategy (default: the run's test_z)")
+    p.add_argument("--samples", type=int, help="samples averaged per step with --z mean")
+    p.add_argument("--data", help="dataset root (default: the run's data_root)")
+    p.add_argument("--out", help="output folder (default <run_dir>/test)")
+    p.add_argument("--no-gif", action="store_true")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("score", help="Kaggle-equivalent score of a submission.csv against ground truth")
+    p.add_argument("submission")
+    p.add_argument("--truth", required=True, help="folder of sequence folders 0..4 of frames, or a dataset root "
+                                                  "with test/test_gt (the synthetic data has one)")
+    p.set_defaults(func=cmd_score)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    from lab4.train import TrainingDiverged
+
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, FileExistsError, TrainingDiverged) as exc:
+        # Expected user errors get one line, not a traceback.
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

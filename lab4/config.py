@@ -1,0 +1,204 @@
+"""Every knob of a run, with its default, in one place; plus the named profiles.
+
+`Config()` is the assignment template's Trainer defaults exactly (the `lab` profile).
+Profiles override a few fields; the CLI and notebooks override any field by name
+(`--set kl_anneal_type=Monotonic`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_type_hints
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "output": ("clamp", "sigmoid"),
+    "optimizer": ("adam", "adamw"),
+    "lr_schedule": ("multistep", "cosine", "constant"),
+    "clip_mode": ("chunks", "random"),
+    "tf_granularity": ("epoch", "batch"),
+    "kl_anneal_type": ("Cyclical", "Monotonic", "None", "Sigmoid"),
+    "kl_anneal_step": ("epoch", "iteration"),
+    "val_z": ("prior", "zero"),
+    "test_z": ("prior", "zero", "mean"),
+    "device": ("auto", "cpu", "cuda"),
+    "precision": ("auto", "fp32", "bf16", "fp16"),
+}
+
+
+@dataclass
+class Config:
+    # --- data ---
+    data_root: str = "data/synthetic"
+    train_vi_len: int = 16          # frames per training clip
+    val_vi_len: int = 630           # frames of the validation rollout (capped at the val split)
+    clip_mode: str = "chunks"       # template: non-overlapping chunks; "random": random offsets
+    shuffle: bool = True
+    partial: float = 1.0            # fraction of the training clips used per epoch
+    fast_train: bool = False        # template flag: fewer clips for the first epochs
+    fast_partial: float = 0.4
+    fast_train_epoch: int = 5
+
+    # --- model (the template's sizes) ---
+    F_dim: int = 128
+    L_dim: int = 32
+    N_dim: int = 12
+    D_out_dim: int = 192
+    output: str = "clamp"           # "clamp" (template) or "sigmoid"
+
+    # --- optimisation ---
+    batch_size: int = 2
+    num_epoch: int = 70
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    lr_schedule: str = "multistep"
+    milestones: list[int] = field(default_factory=lambda: [2, 5])
+    gamma: float = 0.1
+    grad_clip: float = 1.0          # max gradient norm; 0 turns clipping off
+
+    # --- teacher forcing (template: decided once per epoch) ---
+    tfr: float = 1.0                # initial teacher-forcing ratio
+    tfr_sde: int = 10               # epoch at which the ratio starts to decay
+    tfr_d_step: float = 0.1         # decay per epoch
+    tf_granularity: str = "epoch"   # draw the decision per "epoch" or per "batch"
+
+    # --- KL annealing ---
+    kl_anneal_type: str = "Cyclical"
+    kl_anneal_cycle: int = 10       # number of cycles over the run (Cyclical)
+    kl_anneal_ratio: float = 1.0    # fraction of a cycle spent rising from 0 to 1
+    kl_anneal_step: str = "epoch"   # advance beta per "epoch" (template) or per "iteration"
+    kl_beta_max: float = 1.0        # the weight beta rises to
+
+    # --- evaluation ---
+    val_every: int = 1              # validate every N epochs (and always at the last)
+    val_z: str = "prior"            # z for the val rollout: a prior sample or zero (the mean)
+    test_z: str = "prior"           # z for test: "prior", "zero", or "mean" of test_samples decodes
+    test_samples: int = 8
+
+    # --- bookkeeping ---
+    per_save: int = 3               # keep a checkpoint every N epochs (plus last and best)
+    log_every: int = 20             # iterations between rows of the iteration log
+    seed: int = 0
+    device: str = "auto"            # "auto": CUDA when present, else CPU
+    precision: str = "auto"         # "auto": bf16/fp16 autocast on CUDA, fp32 on CPU
+    threads: int = 0                # CPU threads for torch; 0 leaves torch's default
+
+    def validate(self) -> "Config":
+        for name, allowed in CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"config field {name}={getattr(self, name)!r}: expected one of {', '.join(allowed)}")
+        positive = ["train_vi_len", "val_vi_len", "F_dim", "L_dim", "N_dim", "D_out_dim", "batch_size",
+                    "num_epoch", "per_save", "log_every", "val_every", "test_samples", "kl_anneal_cycle"]
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"config field {name}={getattr(self, name)!r}: expected a positive integer")
+        if self.train_vi_len < 2:
+            raise ValueError(f"config field train_vi_len={self.train_vi_len}: a clip needs at least 2 frames")
+        if self.val_vi_len < 2:
+            raise ValueError(f"config field val_vi_len={self.val_vi_len}: the rollout needs at least 2 frames")
+        for name in ("partial", "fast_partial", "kl_anneal_ratio"):
+            if not 0.0 < getattr(self, name) <= 1.0:
+                raise ValueError(f"config field {name}={getattr(self, name)!r}: expected a number in (0, 1]")
+        if not 0.0 <= self.tfr <= 1.0:
+            raise ValueError(f"config field tfr={self.tfr!r}: expected a ratio in [0, 1]")
+        if self.lr <= 0:
+            raise ValueError(f"config field lr={self.lr!r}: expected a positive learning rate")
+        for name in ("F_dim", "D_out_dim"):
+            if getattr(self, name) % 8:
+                raise ValueError(f"config field {name}={getattr(self, name)}: expected a multiple of 8 "
+                                 "(the encoder and generator use width/8)")
+        if self.N_dim % 4 or self.L_dim % 2:
+            raise ValueError(f"config fields N_dim={self.N_dim}, L_dim={self.L_dim}: expected N_dim a multiple "
+                             "of 4 and L_dim even (the template halves and quarters them)")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def save(self, path: Path) -> None:
+        from lab4.io import atomic_write_text
+
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> "Config":
+        return from_dict(json.loads(Path(path).read_text()))
+
+
+# Named profiles: the fields each changes from the template defaults.
+PROFILES: dict[str, dict[str, Any]] = {
+    # The assignment template's defaults, for a GPU.
+    "lab": {},
+    # The CPU default: a model of the same structure at a quarter of the widths, trained
+    # for a few minutes on the default synthetic data. See the README for what it scores.
+    "quick": {
+        "F_dim": 32, "L_dim": 16, "N_dim": 12, "D_out_dim": 48,
+        "batch_size": 8, "num_epoch": 12, "lr": 2e-3, "milestones": [8, 11], "gamma": 0.3,
+        "partial": 0.5, "clip_mode": "random",
+        "tfr_sde": 4, "tfr_d_step": 0.1, "kl_anneal_cycle": 4, "kl_anneal_step": "iteration",
+        "per_save": 4, "val_every": 2, "log_every": 10,
+    },
+    # Tiny and fast, for tests and for checking a set-up end to end.
+    "smoke": {
+        "data_root": "data/tiny",
+        "F_dim": 16, "L_dim": 8, "N_dim": 4, "D_out_dim": 16,
+        "batch_size": 2, "num_epoch": 2, "train_vi_len": 4, "val_vi_len": 24,
+        "milestones": [1], "per_save": 1, "log_every": 2, "test_samples": 2,
+        "tfr_sde": 1, "tfr_d_step": 0.5, "kl_anneal_cycle": 1,
+    },
+}
+
+
+def field_types() -> dict[str, Any]:
+    return get_type_hints(Config)
+
+
+def from_dict(values: dict[str, Any]) -> Config:
+    known = {f.name for f in fields(Config)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown config field(s): {', '.join(unknown)}")
+    return Config(**values).validate()
+
+
+def parse_value(name: str, text: str) -> Any:
+    """Turn the text of `--set name=text` into the field's type."""
+    types = field_types()
+    if name not in types:
+        raise ValueError(f"--set {name}=...: no such config field; known fields: {', '.join(sorted(types))}")
+    kind = types[name]
+    try:
+        if kind is bool:
+            lowered = text.strip().lower()
+            if lowered not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError
+            return lowered in ("true", "1", "yes")
+        if kind is int:
+            return int(text)
+        if kind is float:
+            return float(text)
+        if kind == list[int]:
+            return [int(v) for v in text.replace("[", "").replace("]", "").split(",") if v.strip()]
+        return text
+    except ValueError:
+        raise ValueError(f"--set {name}={text!r}: expected a value of type {getattr(kind, '__name__', kind)}") from None
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"--set {item!r}: expected name=value, e.g. --set kl_anneal_type=Monotonic")
+        name, text = item.split("=", 1)
+        overrides[name.strip()] = parse_value(name.strip(), text.strip())
+    return overrides
+
+
+def make_config(profile: str = "lab", overrides: dict[str, Any] | None = None) -> Config:
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; expected one of {', '.join(PROFILES)}")
+    values = {**Config().to_dict(), **PROFILES[profile], **(overrides or {})}
+    return from_dict(values)

@@ -1,0 +1,227 @@
+"""The Lab 4 conditional VAE, module for module as the assignment's template builds it.
+
+Every feature map stays at the full 32 x 64 frame resolution: all convolutions have
+stride 1, nothing pools or upsamples. Read top to bottom: the blocks, the five modules,
+then `VideoCVAE`, which wires them into the posterior (training) and prior (generation)
+paths.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+# The template's activations: LeakyReLU(0.01) in residual and depthwise blocks, 0.1 as the
+# gate of the ConvFFN.
+SLOPE = 0.01
+FFN_SLOPE = 0.1
+# Clamp on logvar before exp(): a stray large logvar would overflow exp() in fp16 and
+# blow up the KL; [-30, 20] leaves every reasonable variance untouched.
+LOGVAR_MIN, LOGVAR_MAX = -30.0, 20.0
+
+
+def conv3x3(in_ch: int, out_ch: int) -> nn.Conv2d:
+    return nn.Conv2d(in_ch, out_ch, kernel_size=3, padding=1)
+
+
+def conv1x1(in_ch: int, out_ch: int) -> nn.Conv2d:
+    return nn.Conv2d(in_ch, out_ch, kernel_size=1)
+
+
+class ResidualBlock(nn.Module):
+    """3x3 conv, LeakyReLU, 3x3 conv, LeakyReLU, plus a skip (1x1 conv when widths differ)."""
+
+    def __init__(self, in_ch: int, out_ch: int):
+        super().__init__()
+        self.conv1 = conv3x3(in_ch, out_ch)
+        self.conv2 = conv3x3(out_ch, out_ch)
+        self.skip = conv1x1(in_ch, out_ch) if in_ch != out_ch else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.leaky_relu(self.conv1(x), SLOPE)
+        out = F.leaky_relu(self.conv2(out), SLOPE)
+        return out + self.skip(x)
+
+
+class DepthConv(nn.Module):
+    """1x1 conv + LeakyReLU, depthwise 3x3 conv, 1x1 conv to out_ch, plus a skip."""
+
+    def __init__(self, in_ch: int, out_ch: int):
+        super().__init__()
+        self.conv1 = conv1x1(in_ch, in_ch)
+        self.depth_conv = nn.Conv2d(in_ch, in_ch, kernel_size=3, padding=1, groups=in_ch)
+        self.conv2 = conv1x1(in_ch, out_ch)
+        self.skip = conv1x1(in_ch, out_ch) if in_ch != out_ch else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.leaky_relu(self.conv1(x), SLOPE)
+        out = self.conv2(self.depth_conv(out))
+        return out + self.skip(x)
+
+
+class ConvFFN(nn.Module):
+    """Gated feed-forward: 1x1 conv c -> 4c, halves a, b; a * LeakyReLU(b); 1x1 conv 2c -> c."""
+
+    def __init__(self, ch: int):
+        super().__init__()
+        self.conv_in = conv1x1(ch, 4 * ch)
+        self.conv_out = conv1x1(2 * ch, ch)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        value, gate = self.conv_in(x).chunk(2, dim=1)
+        return x + self.conv_out(value * F.leaky_relu(gate, FFN_SLOPE))
+
+
+class DepthConvBlock(nn.Sequential):
+    def __init__(self, in_ch: int, out_ch: int):
+        super().__init__(DepthConv(in_ch, out_ch), ConvFFN(out_ch))
+
+
+class RGB_Encoder(nn.Sequential):
+    """Frame (3 channels) -> F feature channels."""
+
+    def __init__(self, in_ch: int, out_ch: int):
+        super().__init__(
+            ResidualBlock(in_ch, out_ch // 8),
+            DepthConvBlock(out_ch // 8, out_ch // 8),
+            ResidualBlock(out_ch // 8, out_ch // 4),
+            DepthConvBlock(out_ch // 4, out_ch // 4),
+            ResidualBlock(out_ch // 4, out_ch // 2),
+            DepthConvBlock(out_ch // 2, out_ch // 2),
+            conv3x3(out_ch // 2, out_ch),
+        )
+
+
+class Label_Encoder(nn.Sequential):
+    """Pose image (3 channels) -> L feature channels."""
+
+    def __init__(self, in_ch: int, out_ch: int):
+        super().__init__(
+            nn.ReflectionPad2d(3),
+            nn.Conv2d(in_ch, out_ch // 2, kernel_size=7),
+            nn.BatchNorm2d(out_ch // 2),
+            # The template writes nn.LeakyReLU(True): True lands in negative_slope, so this
+            # is the identity. Kept, because the assignment says not to change the modules.
+            nn.LeakyReLU(True),
+            ResidualBlock(out_ch // 2, out_ch),
+        )
+
+
+class Gaussian_Predictor(nn.Sequential):
+    """[frame features, label features] -> (mu, logvar), each N x H x W."""
+
+    def __init__(self, in_ch: int, out_ch: int):
+        super().__init__(
+            ResidualBlock(in_ch, out_ch // 4),
+            DepthConvBlock(out_ch // 4, out_ch // 4),
+            ResidualBlock(out_ch // 4, out_ch // 2),
+            DepthConvBlock(out_ch // 2, out_ch // 2),
+            ResidualBlock(out_ch // 2, out_ch),
+            nn.LeakyReLU(True),  # identity, as in the template (see Label_Encoder)
+            conv1x1(out_ch, 2 * out_ch),
+        )
+
+    def forward(self, frame_feat: torch.Tensor, label_feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, logvar = super().forward(torch.cat([frame_feat, label_feat], dim=1)).chunk(2, dim=1)
+        return mu, logvar.clamp(LOGVAR_MIN, LOGVAR_MAX)
+
+
+class Decoder_Fusion(nn.Sequential):
+    """[previous-frame features, label features, z] -> D channels."""
+
+    def __init__(self, in_ch: int, out_ch: int):
+        super().__init__(
+            DepthConvBlock(in_ch, in_ch),
+            ResidualBlock(in_ch, in_ch // 4),
+            DepthConvBlock(in_ch // 4, in_ch // 2),
+            ResidualBlock(in_ch // 2, in_ch // 2),
+            DepthConvBlock(in_ch // 2, out_ch // 2),
+            conv1x1(out_ch // 2, out_ch),
+        )
+
+    def forward(self, prev_feat: torch.Tensor, label_feat: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return super().forward(torch.cat([prev_feat, label_feat, z], dim=1))
+
+
+class Generator(nn.Sequential):
+    """D channels -> RGB frame (before the output mapping to [0, 1])."""
+
+    def __init__(self, in_ch: int, out_ch: int = 3):
+        super().__init__(
+            DepthConvBlock(in_ch, in_ch),
+            ResidualBlock(in_ch, in_ch // 2),
+            DepthConvBlock(in_ch // 2, in_ch // 2),
+            ResidualBlock(in_ch // 2, in_ch // 4),
+            DepthConvBlock(in_ch // 4, in_ch // 4),
+            ResidualBlock(in_ch // 4, in_ch // 8),
+            DepthConvBlock(in_ch // 8, in_ch // 8),
+            conv1x1(in_ch // 8, out_ch),
+        )
+
+
+def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+    """z = mu + eps * sigma with eps ~ N(0, I): a sample that gradients flow through."""
+    eps = torch.randn_like(mu) if noise is None else noise
+    return mu + eps * torch.exp(0.5 * logvar)
+
+
+def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """KL(N(mu, sigma^2) || N(0, I)) summed over every latent element, divided by the batch size.
+
+    As the template computes it: -0.5 * sum(1 + logvar - mu^2 - exp(logvar)) / batch_size.
+    """
+    return -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()) / batch_size
+
+
+class VideoCVAE(nn.Module):
+    """The five template modules plus the output mapping.
+
+    Shapes: frames and labels are (batch, 3, 32, 64) floats in [0, 1]. Each method works on
+    any leading batch, so the trainer can call them on (batch x time) at once.
+    """
+
+    def __init__(self, F_dim: int = 128, L_dim: int = 32, N_dim: int = 12, D_out_dim: int = 192,
+                 output: str = "clamp"):
+        super().__init__()
+        if output not in ("clamp", "sigmoid"):
+            raise ValueError(f"output must be 'clamp' or 'sigmoid', got {output!r}")
+        self.N_dim = N_dim
+        self.output = output
+        self.frame_transformation = RGB_Encoder(3, F_dim)
+        self.label_transformation = Label_Encoder(3, L_dim)
+        self.Gaussian_Predictor = Gaussian_Predictor(F_dim + L_dim, N_dim)
+        self.Decoder_Fusion = Decoder_Fusion(F_dim + L_dim + N_dim, D_out_dim)
+        self.Generator = Generator(D_out_dim, 3)
+
+    def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        return self.frame_transformation(frames)
+
+    def encode_labels(self, labels: torch.Tensor) -> torch.Tensor:
+        return self.label_transformation(labels)
+
+    def posterior(self, frame_feat: torch.Tensor, label_feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """q(z | x_t, p_t): (mu, logvar) from the current frame's and label's features."""
+        return self.Gaussian_Predictor(frame_feat, label_feat)
+
+    def decode(self, prev_feat: torch.Tensor, label_feat: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """Fuse [previous frame, label, z] and generate the frame, before the output mapping."""
+        return self.Generator(self.Decoder_Fusion(prev_feat, label_feat, z))
+
+    def fit_output(self, raw: torch.Tensor) -> torch.Tensor:
+        """What the reconstruction loss sees.
+
+        With `clamp` that is the raw output, as in the template (its generator has no
+        output activation); clamping inside the loss would pass no gradient to pixels
+        outside [0, 1] and could leave them stuck there.
+        """
+        raw = raw.float()
+        return torch.sigmoid(raw) if self.output == "sigmoid" else raw
+
+    def to_image(self, raw: torch.Tensor) -> torch.Tensor:
+        """Every frame that leaves the model (fed back, shown, scored) lies in [0, 1]."""
+        raw = raw.float()
+        return torch.sigmoid(raw) if self.output == "sigmoid" else raw.clamp(0.0, 1.0)
+
+    def latent_shape(self, frames: torch.Tensor) -> tuple[int, int, int, int]:
+        return (frames.shape[0], self.N_dim, frames.shape[-2], frames.shape[-1])

@@ -1,0 +1,84 @@
+"""Test-set prediction: roll out every test sequence at once and write the Kaggle submission."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lab4 import data as lab4_data
+from lab4 import submission
+from lab4.checkpoint import load_checkpoint
+from lab4.config import Config
+from lab4.device import autocast_dtype, resolve_device, to_float_images
+from lab4.gif import side_by_side, write_gif
+from lab4.io import atomic_write_text
+from lab4.model import VideoCVAE
+from lab4.rollout import rollout
+from lab4.run import RunPaths
+from lab4.train import build_model
+
+
+@dataclass
+class Prediction:
+    out_dir: Path
+    frames: np.ndarray                    # uint8 (S, T, 3, H, W)
+    score: submission.Score | None        # when the data has test ground truth
+    baseline: submission.Score | None     # repeat-first-frame, on the same truth
+
+
+def load_trained(run_dir: Path, which: str = "best", device: torch.device | None = None
+                 ) -> tuple[VideoCVAE, Config, int]:
+    """The model of a run folder at a checkpoint ('best', 'last', an epoch or a path)."""
+    paths = RunPaths(Path(run_dir))
+    if not paths.config.is_file():
+        raise FileNotFoundError(f"{paths.root}: no config.json; expected a run folder made by `lab4 train`")
+    cfg = Config.load(paths.config)
+    checkpoint = paths.checkpoint(which)
+    if which == "best" and not checkpoint.is_file() and paths.last.is_file():
+        checkpoint = paths.last  # no validation has run yet
+    state = load_checkpoint(checkpoint)
+    model = build_model(cfg)
+    model.load_state_dict(state["model"])
+    model.to(device or resolve_device(cfg)).eval()
+    return model, cfg, int(state["epoch"])
+
+
+def predict_test(run_dir: Path, which: str = "best", z_mode: str | None = None, samples: int | None = None,
+                 data_root: str | None = None, out_dir: Path | None = None, gifs: bool = True) -> Prediction:
+    paths = RunPaths(Path(run_dir))
+    cfg = Config.load(paths.config) if paths.config.is_file() else None
+    root = Path(data_root or (cfg.data_root if cfg else "."))
+    lab4_data.check_layout(root, ("test",))
+    model, cfg, _ = load_trained(paths.root, which)
+    device = next(model.parameters()).device
+    test = lab4_data.load_test(root)
+
+    z_mode = z_mode or cfg.test_z
+    generator = torch.Generator(device=device).manual_seed(cfg.seed)
+    pred = rollout(model, to_float_images(test.first_frames, device), to_float_images(test.labels, device),
+                   z_mode=z_mode, samples=samples or cfg.test_samples, generator=generator,
+                   dtype=autocast_dtype(cfg, device))
+    frames = submission.to_uint8(pred.cpu().numpy())
+
+    out = Path(out_dir) if out_dir else paths.test
+    out.mkdir(parents=True, exist_ok=True)
+    np.save(out / "predictions.npy", frames)
+    submission.write_submission(frames, out / "submission.csv")
+    if gifs:
+        for seq in range(frames.shape[0]):
+            panels = [test.labels[seq], frames[seq]] + ([test.truth[seq]] if test.truth is not None else [])
+            write_gif(out / f"seq_{seq}.gif", side_by_side(panels))
+
+    score = baseline = None
+    if test.truth is not None:
+        score = submission.score(frames, test.truth)
+        baseline = submission.score(submission.baseline_predictions(test.truth[:, 0], test.truth.shape[1]),
+                                    test.truth)
+        atomic_write_text(out / "score.json", json.dumps(
+            {"z_mode": z_mode, "checkpoint": which, "data": str(root),
+             "model": score.__dict__, "repeat_first_frame_baseline": baseline.__dict__}, indent=2) + "\n")
+    return Prediction(out_dir=out, frames=frames, score=score, baseline=baseline)

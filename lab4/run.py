@@ -1,0 +1,110 @@
+"""The layout of a run folder, shared by the trainer, the CLI, the sweep and the analysis.
+
+runs/<name>/
+    config.json            every knob of the run
+    train_log.csv          one row per epoch
+    iter_log.csv           one row every `log_every` iterations
+    val_psnr.csv           PSNR of every rollout frame at every validation, with the baseline
+    val_rollout.npz        the last validation rollout (uint8 frames, labels, ground truth)
+    checkpoints/           last.pt, best.pt (by val PSNR), epoch_NNN.pt every per_save epochs
+    test/                  submission.csv, predictions.npy, seq_<i>.gif, score.json
+    done.json              written last, atomically, when training finished
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from lab4.io import atomic_write_text
+
+EPOCH_COLUMNS = ["epoch", "lr", "tfr", "teacher_forced", "beta", "train_loss", "train_mse", "train_kl",
+                 "val_mse", "val_psnr", "baseline_psnr", "seconds", "train_frames_per_s"]
+ITER_COLUMNS = ["epoch", "iteration", "loss", "mse", "kl", "beta", "teacher_forced"]
+VAL_COLUMNS = ["epoch", "frame", "psnr", "baseline_psnr"]
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.json"
+
+    @property
+    def epoch_log(self) -> Path:
+        return self.root / "train_log.csv"
+
+    @property
+    def iter_log(self) -> Path:
+        return self.root / "iter_log.csv"
+
+    @property
+    def val_log(self) -> Path:
+        return self.root / "val_psnr.csv"
+
+    @property
+    def val_rollout(self) -> Path:
+        return self.root / "val_rollout.npz"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def last(self) -> Path:
+        return self.checkpoints / "last.pt"
+
+    @property
+    def best(self) -> Path:
+        return self.checkpoints / "best.pt"
+
+    def periodic(self, epoch: int) -> Path:
+        return self.checkpoints / f"epoch_{epoch:03d}.pt"
+
+    @property
+    def test(self) -> Path:
+        return self.root / "test"
+
+    @property
+    def done(self) -> Path:
+        return self.root / "done.json"
+
+    def checkpoint(self, which: str) -> Path:
+        """'last', 'best', an epoch number, or a path."""
+        if which in ("last", "best"):
+            return getattr(self, which)
+        if which.isdigit():
+            return self.periodic(int(which))
+        return Path(which)
+
+
+def write_csv(path: Path, columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buffer.getvalue())
+
+
+class CsvAppender:
+    """Appends rows as they come, so a long epoch can be watched live."""
+
+    def __init__(self, path: Path, columns: Sequence[str], rows: Sequence[dict[str, Any]] = ()):
+        # Start from the rows the checkpoint vouches for: rows an interrupted epoch
+        # appended after it are dropped, as that epoch runs again.
+        write_csv(path, columns, rows)
+        self._file = open(path, "a", newline="")
+        self._writer = csv.DictWriter(self._file, fieldnames=list(columns), extrasaction="ignore",
+                                      lineterminator="\n")
+
+    def append(self, row: dict[str, Any]) -> None:
+        self._writer.writerow(row)
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()

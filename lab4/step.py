@@ -1,0 +1,59 @@
+"""One training step's loss for a batch of clips: the posterior path of the CVAE.
+
+Everything that does not depend on the model's own previous prediction runs once for
+the whole clip as one call over (batch x time): encoding every ground-truth frame and
+label, and the posterior. A teacher-forced clip has no time loop at all; otherwise the
+loop holds only what needs the previous prediction (encode it, fuse, generate).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from lab4.model import VideoCVAE, kl_to_standard_normal, reparameterize
+
+
+@dataclass
+class ClipLoss:
+    loss: torch.Tensor   # mse + kl_weight * kl, what backward() runs on
+    mse: torch.Tensor    # per-step MSE (mean over batch and pixels), summed over the T-1 steps
+    kl: torch.Tensor     # KL summed over latents and steps, divided by the batch size
+
+
+def clip_loss(model: VideoCVAE, frames: torch.Tensor, labels: torch.Tensor, teacher_forced: bool,
+              kl_weight: float, noise: torch.Tensor | None = None) -> ClipLoss:
+    """frames, labels: (B, T, 3, H, W) in [0, 1]. Predicts frames 1..T-1 from frame 0.
+
+    `noise` (B*(T-1), N, H, W) fixes the reparameterisation noise, for tests.
+    The loss is the template's: per step MSE + beta * KL, summed over the steps.
+    """
+    batch, length = frames.shape[:2]
+    steps = length - 1
+    frame_feat = model.encode_frames(frames.flatten(0, 1)).unflatten(0, (batch, length))
+    label_feat = model.encode_labels(labels[:, 1:].flatten(0, 1))
+    mu, logvar = model.posterior(frame_feat[:, 1:].flatten(0, 1), label_feat)
+    z = reparameterize(mu, logvar, noise)
+
+    if teacher_forced:
+        raw = model.decode(frame_feat[:, :-1].flatten(0, 1), label_feat, z)
+        pred = model.fit_output(raw).unflatten(0, (batch, steps))
+    else:
+        label_feat = label_feat.unflatten(0, (batch, steps))
+        z = z.unflatten(0, (batch, steps))
+        prev_feat = frame_feat[:, 0]
+        outputs = []
+        for t in range(steps):
+            raw = model.decode(prev_feat, label_feat[:, t], z[:, t])
+            outputs.append(model.fit_output(raw))
+            if t + 1 < steps:
+                # The prediction is fed back as an image, detached: the template does
+                # not backpropagate through the chain of predictions.
+                prev_feat = model.encode_frames(model.to_image(raw).detach())
+        pred = torch.stack(outputs, dim=1)
+
+    mse = F.mse_loss(pred, frames[:, 1:].float()) * steps
+    kl = kl_to_standard_normal(mu.float(), logvar.float(), batch)
+    return ClipLoss(loss=mse + kl_weight * kl, mse=mse, kl=kl)

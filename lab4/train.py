@@ -1,0 +1,274 @@
+"""The training loop: one function you can read whole.
+
+Per epoch: draw the clips, train on them (teacher forcing and KL weight from the
+schedules), step the LR, validate on the full val rollout, log, checkpoint.
+Resuming restores every piece of state at an epoch boundary, so a resumed run logs
+the same numbers as one that was never interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from lab4 import data as lab4_data
+from lab4.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from lab4.config import Config
+from lab4.device import autocast, autocast_dtype, resolve_device, to_float_images
+from lab4.evaluate import Validation, validate
+from lab4.io import atomic_path, atomic_write_text
+from lab4.model import VideoCVAE
+from lab4.run import EPOCH_COLUMNS, ITER_COLUMNS, VAL_COLUMNS, CsvAppender, RunPaths, write_csv
+from lab4.schedules import kl_beta, teacher_forcing_draw, teacher_forcing_ratio
+from lab4.step import clip_loss
+
+
+class TrainingDiverged(RuntimeError):
+    pass
+
+
+class RunExists(FileExistsError):
+    pass
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    epochs: list[dict[str, Any]]
+    best_psnr: float
+
+    @property
+    def last(self) -> dict[str, Any]:
+        return self.epochs[-1]
+
+
+def build_model(cfg: Config) -> VideoCVAE:
+    return VideoCVAE(cfg.F_dim, cfg.L_dim, cfg.N_dim, cfg.D_out_dim, output=cfg.output)
+
+
+def build_optimizer(cfg: Config, model: torch.nn.Module) -> torch.optim.Optimizer:
+    kind = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    return kind(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def build_scheduler(cfg: Config, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
+    """Stepped once per epoch, as the template does."""
+    if cfg.lr_schedule == "multistep":
+        return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=cfg.milestones, gamma=cfg.gamma)
+    if cfg.lr_schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.num_epoch, eta_min=cfg.lr * 0.01)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
+
+
+def epoch_fraction(cfg: Config, epoch: int) -> float:
+    """The share of training clips used in `epoch` (the template's fast_train, then partial)."""
+    return cfg.fast_partial if cfg.fast_train and epoch < cfg.fast_train_epoch else cfg.partial
+
+
+def batches_in_epoch(cfg: Config, sampler: lab4_data.ClipSampler, epoch: int) -> int:
+    clips = len(sampler.starts(epoch, cfg.seed, epoch_fraction(cfg, epoch)))
+    return max(1, clips // cfg.batch_size)
+
+
+def prepare_run_dir(run_dir: Path, cfg: Config, resume: bool, force: bool) -> RunPaths:
+    """Refuse to mix two runs in one folder; nothing a user made is overwritten by accident."""
+    paths = RunPaths(Path(run_dir))
+    if resume:
+        if not paths.last.is_file():
+            raise FileNotFoundError(f"--resume: {paths.last} not found; nothing to resume in {paths.root}")
+        saved = Config.load(paths.config)
+        changed = {k: (v, getattr(cfg, k)) for k, v in saved.to_dict().items() if getattr(cfg, k) != v}
+        if changed:
+            detail = ", ".join(f"{k}: saved {a!r}, now {b!r}" for k, (a, b) in changed.items())
+            raise ValueError(f"--resume {paths.root}: the config differs from the saved one ({detail}); "
+                             "resume with the same settings, or start a new run folder")
+        return paths
+    if paths.root.exists() and any(paths.root.iterdir()):
+        if not force:
+            raise RunExists(f"run folder {paths.root} already holds a run: pass --resume to continue it, "
+                            "--force to start it over, or choose another --run-dir")
+        for stale in (paths.last, paths.best, paths.done, paths.config):
+            stale.unlink(missing_ok=True)
+        for old in paths.checkpoints.glob("epoch_*.pt"):
+            old.unlink()
+    paths.root.mkdir(parents=True, exist_ok=True)
+    cfg.save(paths.config)
+    return paths
+
+
+def train(cfg: Config, run_dir: Path, resume: bool = False, force: bool = False,
+          progress: bool = True) -> TrainResult:
+    cfg.validate()
+    root = Path(cfg.data_root)
+    # Every check that can fail runs before the first step.
+    lab4_data.check_layout(root, ("train", "val"))
+    paths = prepare_run_dir(run_dir, cfg, resume, force)
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+
+    device = resolve_device(cfg)
+    amp_dtype = autocast_dtype(cfg, device)
+    train_split = lab4_data.load_split(root, "train", progress=progress)
+    val_split = lab4_data.load_split(root, "val", progress=progress)
+    sampler = lab4_data.ClipSampler(len(train_split), cfg.train_vi_len, cfg.clip_mode, cfg.shuffle)
+    val_len = min(cfg.val_vi_len, len(val_split))
+    val_frames = to_float_images(val_split.frames[:val_len], device)
+    val_labels = to_float_images(val_split.labels[:val_len], device)
+
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    model = build_model(cfg).to(device)
+    optimizer = build_optimizer(cfg, model)
+    scheduler = build_scheduler(cfg, optimizer)
+    # Loss scaling only matters for fp16; bf16 and fp32 have the range.
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    total_iters = sum(batches_in_epoch(cfg, sampler, e) for e in range(cfg.num_epoch))
+
+    start_epoch, global_step, best_psnr = 0, 0, -math.inf
+    history: dict[str, list[dict[str, Any]]] = {"epochs": [], "iters": [], "val": []}
+    if resume:
+        state = load_checkpoint(paths.last, map_location=device)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        start_epoch, global_step, best_psnr = state["epoch"], state["global_step"], state["best_psnr"]
+        history = state["history"]
+        set_rng_state(state["rng"])
+        if progress:
+            print(f"resuming {paths.root} after epoch {start_epoch} of {cfg.num_epoch}")
+    write_csv(paths.epoch_log, EPOCH_COLUMNS, history["epochs"])
+    write_csv(paths.val_log, VAL_COLUMNS, history["val"])
+    iter_log = CsvAppender(paths.iter_log, ITER_COLUMNS, history["iters"])
+
+    def kl_weight(epoch: int, step: int) -> float:
+        at, total = (epoch, cfg.num_epoch) if cfg.kl_anneal_step == "epoch" else (step, total_iters)
+        return kl_beta(cfg.kl_anneal_type, at, total, cfg.kl_anneal_cycle, cfg.kl_anneal_ratio, cfg.kl_beta_max)
+
+    try:
+        for epoch in range(start_epoch, cfg.num_epoch):
+            started = time.perf_counter()
+            model.train()
+            tfr = teacher_forcing_ratio(epoch, cfg.tfr, cfg.tfr_sde, cfg.tfr_d_step)
+            epoch_forced = teacher_forcing_draw(tfr, cfg.seed, epoch)
+            starts = sampler.starts(epoch, cfg.seed, epoch_fraction(cfg, epoch))
+            n_batches = batches_in_epoch(cfg, sampler, epoch)
+            sums = torch.zeros(3, device=device)  # loss, mse, kl: summed on the device, read rarely
+            logged = torch.zeros(3, device=device)
+            betas, forced_count, since_log = [], 0, 0
+            bar = tqdm(range(n_batches), desc=f"epoch {epoch + 1}/{cfg.num_epoch}", disable=not progress,
+                       leave=False, mininterval=2.0, dynamic_ncols=True)
+            for batch_idx in bar:
+                picked = starts[batch_idx * cfg.batch_size:(batch_idx + 1) * cfg.batch_size]
+                frames_u8, labels_u8 = lab4_data.gather_clips(train_split, picked, cfg.train_vi_len)
+                frames = to_float_images(frames_u8, device)
+                labels = to_float_images(labels_u8, device)
+                beta = kl_weight(epoch, global_step)
+                forced = (epoch_forced if cfg.tf_granularity == "epoch"
+                          else teacher_forcing_draw(tfr, cfg.seed, epoch, batch_idx + 1))
+                with autocast(device, amp_dtype):
+                    out = clip_loss(model, frames, labels, forced, beta)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(out.loss).backward()
+                if cfg.grad_clip > 0:
+                    scaler.unscale_(optimizer)
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                scaler.step(optimizer)
+                scaler.update()
+
+                values = torch.stack([out.loss.detach(), out.mse.detach(), out.kl.detach()])
+                sums += values
+                logged += values
+                betas.append(beta)
+                forced_count += forced
+                global_step += 1
+                since_log += 1
+                if since_log == cfg.log_every or batch_idx == n_batches - 1:
+                    loss_v, mse_v, kl_v = (logged / since_log).tolist()
+                    if not all(map(math.isfinite, (loss_v, mse_v, kl_v))):
+                        raise TrainingDiverged(
+                            f"loss became {loss_v} (mse {mse_v}, kl {kl_v}) at epoch {epoch + 1}, "
+                            f"iteration {global_step}; the run stopped and {paths.last} holds the last good "
+                            "state. Try a lower lr, grad_clip, or precision=fp32.")
+                    row = {"epoch": epoch + 1, "iteration": global_step, "loss": loss_v, "mse": mse_v,
+                           "kl": kl_v, "beta": beta, "teacher_forced": int(forced)}
+                    history["iters"].append(row)
+                    iter_log.append(row)
+                    bar.set_postfix(loss=f"{loss_v:.4g}", mse=f"{mse_v:.4g}", beta=f"{beta:.2f}", tf=int(forced))
+                    logged.zero_()
+                    since_log = 0
+            lr = optimizer.param_groups[0]["lr"]
+            scheduler.step()
+            train_seconds = time.perf_counter() - started
+
+            is_last = epoch + 1 == cfg.num_epoch
+            validation: Validation | None = None
+            if (epoch + 1) % cfg.val_every == 0 or is_last:
+                validation = validate(model, val_frames, val_labels, cfg.val_z, seed=cfg.seed + 1000 * epoch,
+                                      dtype=amp_dtype)
+                history["val"].extend(
+                    {"epoch": epoch + 1, "frame": i + 1, "psnr": float(p), "baseline_psnr": float(b)}
+                    for i, (p, b) in enumerate(zip(validation.psnr, validation.baseline_psnr)))
+            loss_m, mse_m, kl_m = (sums / n_batches).tolist()
+            row = {
+                "epoch": epoch + 1, "lr": lr, "tfr": tfr, "teacher_forced": forced_count / n_batches,
+                "beta": float(np.mean(betas)), "train_loss": loss_m, "train_mse": mse_m, "train_kl": kl_m,
+                "val_mse": validation.mse if validation else "", "val_psnr": validation.mean_psnr if validation else "",
+                "baseline_psnr": validation.mean_baseline_psnr if validation else "",
+                "seconds": time.perf_counter() - started,
+                "train_frames_per_s": n_batches * cfg.batch_size * (cfg.train_vi_len - 1) / train_seconds,
+            }
+            history["epochs"].append(row)
+            improved = validation is not None and validation.mean_psnr > best_psnr
+            if improved:
+                best_psnr = validation.mean_psnr
+
+            state = {
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
+                "epoch": epoch + 1, "global_step": global_step, "best_psnr": best_psnr,
+                "tfr": tfr, "beta": row["beta"], "rng": rng_state(), "config": cfg.to_dict(), "history": history,
+            }
+            if validation is not None:
+                save_val_rollout(paths.val_rollout, validation, val_frames, val_labels)
+            write_csv(paths.epoch_log, EPOCH_COLUMNS, history["epochs"])
+            write_csv(paths.val_log, VAL_COLUMNS, history["val"])
+            save_checkpoint(paths.last, state)
+            if improved:
+                save_checkpoint(paths.best, state)
+            if (epoch + 1) % cfg.per_save == 0:
+                save_checkpoint(paths.periodic(epoch + 1), state)
+            if progress:
+                print(format_epoch(row), flush=True)
+    finally:
+        iter_log.close()
+
+    atomic_write_text(paths.done, json.dumps({"epochs": cfg.num_epoch, "best_val_psnr": best_psnr,
+                                              "final": history["epochs"][-1]}, indent=2) + "\n")
+    return TrainResult(run_dir=paths.root, epochs=history["epochs"], best_psnr=best_psnr)
+
+
+def save_val_rollout(path: Path, validation: Validation, frames: torch.Tensor, labels: torch.Tensor) -> None:
+    def as_u8(x: torch.Tensor) -> np.ndarray:
+        return (x.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, prediction=as_u8(validation.predictions), truth=as_u8(frames), labels=as_u8(labels),
+                     psnr=validation.psnr, baseline_psnr=validation.baseline_psnr)
+
+
+def format_epoch(row: dict[str, Any]) -> str:
+    text = (f"epoch {row['epoch']:>3}  loss {row['train_loss']:.4g}  mse {row['train_mse']:.4g}  "
+            f"kl {row['train_kl']:.4g}  beta {row['beta']:.2f}  tfr {row['tfr']:.2f}  lr {row['lr']:.2g}")
+    if row["val_psnr"] != "":
+        text += f"  | val PSNR {row['val_psnr']:.2f} dB (repeat-first-frame baseline {row['baseline_psnr']:.2f} dB)"
+    return text + f"  [{row['seconds']:.0f}s, {row['train_frames_per_s']:.0f} frames/s]"

@@ -1,0 +1,156 @@
+"""The model's structure against the assignment spec, and the CVAE's maths."""
+
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+
+from lab4.model import (ConvFFN, DepthConv, DepthConvBlock, Gaussian_Predictor, Label_Encoder, ResidualBlock,
+                        RGB_Encoder, VideoCVAE, kl_to_standard_normal, reparameterize)
+
+
+def conv(in_ch, out_ch, k, groups=1):
+    return in_ch // groups * out_ch * k * k + out_ch
+
+
+def res(i, o):
+    return conv(i, o, 3) + conv(o, o, 3) + (conv(i, o, 1) if i != o else 0)
+
+
+def dcb(i, o):
+    depth = conv(i, i, 1) + conv(i, i, 3, groups=i) + conv(i, o, 1) + (conv(i, o, 1) if i != o else 0)
+    ffn = conv(o, 4 * o, 1) + conv(2 * o, o, 1)
+    return depth + ffn
+
+
+def spec_parameter_count(F=128, L=32, N=12, D=192):
+    """Counted by hand from the module list in shared/lab4-spec.md."""
+    rgb = res(3, F // 8) + dcb(F // 8, F // 8) + res(F // 8, F // 4) + dcb(F // 4, F // 4) \
+        + res(F // 4, F // 2) + dcb(F // 2, F // 2) + conv(F // 2, F, 3)
+    label = conv(3, L // 2, 7) + 2 * (L // 2) + res(L // 2, L)
+    gauss = res(F + L, N // 4) + dcb(N // 4, N // 4) + res(N // 4, N // 2) + dcb(N // 2, N // 2) \
+        + res(N // 2, N) + conv(N, 2 * N, 1)
+    C = F + L + N
+    fusion = dcb(C, C) + res(C, C // 4) + dcb(C // 4, C // 2) + res(C // 2, C // 2) + dcb(C // 2, D // 2) \
+        + conv(D // 2, D, 1)
+    gen = dcb(D, D) + res(D, D // 2) + dcb(D // 2, D // 2) + res(D // 2, D // 4) + dcb(D // 4, D // 4) \
+        + res(D // 4, D // 8) + dcb(D // 8, D // 8) + conv(D // 8, 3, 1)
+    return rgb + label + gauss + fusion + gen
+
+
+def count(module):
+    return sum(p.numel() for p in module.parameters())
+
+
+def test_parameter_count_matches_the_spec_at_default_sizes():
+    model = VideoCVAE()
+    assert count(model) == spec_parameter_count()
+    assert 1.5e6 < count(model) < 1.7e6  # "about 1.6 M parameters"
+
+
+@pytest.mark.parametrize("sizes", [(32, 16, 12, 48), (16, 8, 4, 16)])
+def test_parameter_count_matches_the_spec_at_other_sizes(sizes):
+    assert count(VideoCVAE(*sizes)) == spec_parameter_count(*sizes)
+
+
+def test_module_structure_and_channels():
+    model = VideoCVAE()
+    kinds = [type(m).__name__ for m in model.frame_transformation]
+    assert kinds == ["ResidualBlock", "DepthConvBlock", "ResidualBlock", "DepthConvBlock", "ResidualBlock",
+                     "DepthConvBlock", "Conv2d"]
+    assert [model.frame_transformation[i].conv1.out_channels for i in (0, 2, 4)] == [16, 32, 64]
+    assert model.frame_transformation[-1].out_channels == 128
+    assert [type(m).__name__ for m in model.label_transformation] == [
+        "ReflectionPad2d", "Conv2d", "BatchNorm2d", "LeakyReLU", "ResidualBlock"]
+    assert model.label_transformation[1].kernel_size == (7, 7)
+    assert model.label_transformation[3].negative_slope == 1.0  # the template's LeakyReLU(True)
+    gauss = model.Gaussian_Predictor
+    assert gauss[0].conv1.in_channels == 160 and gauss[0].conv1.out_channels == 3
+    assert gauss[-1].in_channels == 12 and gauss[-1].out_channels == 24
+    fusion = model.Decoder_Fusion
+    assert fusion[0][0].conv1.in_channels == 172 and fusion[-1].out_channels == 192
+    assert [type(m).__name__ for m in model.Generator] == ["DepthConvBlock", "ResidualBlock"] * 3 + [
+        "DepthConvBlock", "Conv2d"]
+    assert model.Generator[-1].out_channels == 3
+    # Full resolution throughout: stride 1 everywhere, no pooling or upsampling.
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            assert m.stride == (1, 1)
+        assert not isinstance(m, (nn.MaxPool2d, nn.AvgPool2d, nn.Upsample, nn.ConvTranspose2d))
+
+
+def test_blocks_follow_the_spec():
+    block = ResidualBlock(8, 16)
+    assert block.conv1.kernel_size == (3, 3) and isinstance(block.skip, nn.Conv2d)
+    assert isinstance(ResidualBlock(8, 8).skip, nn.Identity)
+    depth = DepthConv(8, 8)
+    assert depth.depth_conv.groups == 8 and depth.depth_conv.kernel_size == (3, 3)
+    ffn = ConvFFN(8)
+    assert ffn.conv_in.out_channels == 32 and ffn.conv_out.in_channels == 16
+    assert isinstance(DepthConvBlock(4, 8)[1], ConvFFN)
+    x = torch.randn(2, 8, 32, 64)
+    assert ffn(x).shape == x.shape
+
+
+def test_shapes_through_every_path():
+    model = VideoCVAE(16, 8, 4, 16).eval()
+    frames = torch.rand(3, 3, 32, 64)
+    frame_feat = model.encode_frames(frames)
+    label_feat = model.encode_labels(frames)
+    assert frame_feat.shape == (3, 16, 32, 64) and label_feat.shape == (3, 8, 32, 64)
+    mu, logvar = model.posterior(frame_feat, label_feat)
+    assert mu.shape == logvar.shape == (3, 4, 32, 64)
+    image = model.to_image(model.decode(frame_feat, label_feat, mu))
+    assert image.shape == (3, 3, 32, 64) and image.min() >= 0 and image.max() <= 1
+
+
+def test_output_mapping():
+    raw = torch.tensor([-2.0, 0.5, 3.0])
+    clamp, sigmoid = VideoCVAE(16, 8, 4, 16), VideoCVAE(16, 8, 4, 16, output="sigmoid")
+    assert clamp.to_image(raw).tolist() == [0.0, 0.5, 1.0]
+    assert torch.equal(clamp.fit_output(raw), raw)  # the loss sees the raw output, as in the template
+    assert torch.allclose(sigmoid.to_image(raw), torch.sigmoid(raw))
+    with pytest.raises(ValueError, match="output"):
+        VideoCVAE(output="tanh")
+
+
+def test_logvar_is_clamped():
+    gauss = Gaussian_Predictor(8, 4)
+    with torch.no_grad():
+        gauss[-1].bias.fill_(1e4)
+    _, logvar = gauss(torch.zeros(1, 4, 8, 8), torch.zeros(1, 4, 8, 8))
+    assert torch.isfinite(logvar.exp()).all()
+
+
+def test_reparameterization_statistics():
+    torch.manual_seed(0)
+    mu = torch.full((200_000,), 1.5)
+    logvar = torch.full((200_000,), math.log(0.25))  # sigma = 0.5
+    z = reparameterize(mu, logvar)
+    assert abs(z.mean().item() - 1.5) < 0.01
+    assert abs(z.std().item() - 0.5) < 0.01
+    noise = torch.randn(4)
+    assert torch.allclose(reparameterize(torch.zeros(4), torch.zeros(4), noise), noise)
+
+
+def test_reparameterization_passes_gradients():
+    mu = torch.zeros(5, requires_grad=True)
+    logvar = torch.zeros(5, requires_grad=True)
+    reparameterize(mu, logvar).sum().backward()
+    assert mu.grad is not None and torch.allclose(mu.grad, torch.ones(5))
+    assert logvar.grad is not None
+
+
+def test_kl_against_hand_computation():
+    mu = torch.tensor([[0.0, 1.0], [2.0, -1.0]])
+    logvar = torch.tensor([[0.0, math.log(2.0)], [math.log(0.5), 0.0]])
+    # KL per element = 0.5 * (sigma^2 + mu^2 - 1 - log sigma^2)
+    by_hand = 0.5 * ((1 + 0 - 1 - 0) + (2 + 1 - 1 - math.log(2)) + (0.5 + 4 - 1 - math.log(0.5)) + (1 + 1 - 1 - 0))
+    assert kl_to_standard_normal(mu, logvar, batch_size=2).item() == pytest.approx(by_hand / 2, rel=1e-6)
+    assert kl_to_standard_normal(torch.zeros(3, 4), torch.zeros(3, 4), 3).item() == 0.0
+
+
+def test_label_encoder_and_gaussian_shapes_at_default_sizes():
+    assert Label_Encoder(3, 32)(torch.rand(2, 3, 32, 64)).shape == (2, 32, 32, 64)
+    assert RGB_Encoder(3, 128)(torch.rand(1, 3, 32, 64)).shape == (1, 128, 32, 64)
