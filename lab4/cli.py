@@ -61,7 +61,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     print(f"wrote {result.out_dir / 'submission.csv'} ({result.frames.shape[0]} sequences x "
           f"{result.frames.shape[1]} frames), predictions.npy and GIFs in {result.out_dir}")
     if result.score is not None and result.baseline is not None:
-        print(format_score_table(result.score, result.baseline))
+        print(format_score_table(result.score, result.baseline, result.scored_frames))
     else:
         print("no test ground truth in this dataset (the real data has none): upload submission.csv to Kaggle")
     return 0
@@ -122,6 +122,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--truth", required=True, help="folder of sequence folders 0..4 of frames, or a dataset root "
                                                   "with test/test_gt (the synthetic data has one)")
     p.set_defaults(func=cmd_score)
+
+    # --- more commands: each module registers its own subcommands here ---
     return top
 
 

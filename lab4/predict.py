@@ -28,6 +28,7 @@ class Prediction:
     frames: np.ndarray                    # uint8 (S, T, 3, H, W)
     score: submission.Score | None        # when the data has test ground truth
     baseline: submission.Score | None     # repeat-first-frame, on the same truth
+    scored_frames: range                  # Kaggle's 1..600, fewer for short synthetic sequences
 
 
 def load_trained(run_dir: Path, which: str = "best", device: torch.device | None = None
@@ -74,11 +75,13 @@ def predict_test(run_dir: Path, which: str = "best", z_mode: str | None = None, 
             write_gif(out / f"seq_{seq}.gif", side_by_side(panels))
 
     score = baseline = None
+    scored = submission.scored_frames_for(frames.shape[1])
     if test.truth is not None:
-        score = submission.score(frames, test.truth)
+        score = submission.score(frames, test.truth, scored)
         baseline = submission.score(submission.baseline_predictions(test.truth[:, 0], test.truth.shape[1]),
-                                    test.truth)
+                                    test.truth, scored)
         atomic_write_text(out / "score.json", json.dumps(
             {"z_mode": z_mode, "checkpoint": which, "data": str(root),
+             "scored_frames": [scored.start, scored.stop - 1],
              "model": score.__dict__, "repeat_first_frame_baseline": baseline.__dict__}, indent=2) + "\n")
-    return Prediction(out_dir=out, frames=frames, score=score, baseline=baseline)
+    return Prediction(out_dir=out, frames=frames, score=score, baseline=baseline, scored_frames=scored)

@@ -1,0 +1,291 @@
+"""lab4.submission: the Kaggle CSV format, its checks, and the Kaggle-equivalent score."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lab4 import submission as sub
+from lab4.submission import SubmissionError
+
+SMALL = dict(num_sequences=2, frames_per_sequence=3, frame_shape=(3, 2, 4))  # 24 pixels per frame
+
+
+def _small_video(seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (2, 3, 3, 2, 4), dtype=np.uint8)
+
+
+def _write_small(tmp_path: Path) -> Path:
+    path = tmp_path / "submission.csv"
+    sub.write_submission(_small_video(), path)
+    return path
+
+
+def _edit_cell(path: Path, line: int, column: int, text: str) -> None:
+    """Replace one cell; line 0 is the header (so data row r is line r + 1), column 0 the id."""
+    lines = path.read_text().splitlines()
+    cells = lines[line].split(",")
+    cells[column] = text
+    lines[line] = ",".join(cells)
+    path.write_text("\n".join(lines) + "\n")
+
+
+# ---------------------------------------------------------------------------------------
+# Writing and reading back
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 3, 1, 1), (2, 3, 3, 2, 4), (3, 5, 3, 4, 8)])
+def test_round_trip_is_exact(tmp_path, shape):
+    rng = np.random.default_rng(1)
+    video = rng.integers(0, 256, shape, dtype=np.uint8)
+    video.reshape(-1)[:2] = (0, 255)  # the extremes
+    path = tmp_path / "out" / "submission.csv"  # the folder is created
+    sub.write_submission(video, path)
+    back = sub.read_submission(path, shape[0], shape[1], shape[2:])
+    assert back.dtype == np.uint8
+    np.testing.assert_array_equal(back, video)
+
+
+def test_float_predictions_are_rounded_to_round_x_times_255(tmp_path):
+    values = np.array([0.0, 1.0, 0.5, 1.5 / 255, 2.5 / 255, -0.2, 1.7, 100.49 / 255], dtype=np.float64)
+    expected = np.array([0, 255, 128, 2, 2, 0, 255, 100], dtype=np.uint8)  # round half to even, clipped
+    np.testing.assert_array_equal(sub.to_uint8(values), expected)
+
+    video = np.linspace(0, 1, 2 * 3 * 24).reshape(2, 3, 3, 2, 4).astype(np.float32)
+    path = tmp_path / "submission.csv"
+    sub.write_submission(video, path)
+    np.testing.assert_array_equal(sub.read_submission(path, **SMALL), sub.to_uint8(video))
+
+
+def test_to_uint8_passes_uint8_through_and_rejects_nan():
+    u8 = np.arange(10, dtype=np.uint8)
+    assert sub.to_uint8(u8) is u8
+    with pytest.raises(SubmissionError, match="NaN"):
+        sub.to_uint8(np.array([0.5, np.nan]))
+    with pytest.raises(SubmissionError, match="dtype int64"):
+        sub.to_uint8(np.arange(3))
+
+
+def test_write_rejects_a_wrong_number_of_axes(tmp_path):
+    with pytest.raises(SubmissionError, match=r"shape \(630, 3, 32, 64\); expected 5 axes"):
+        sub.write_submission(np.zeros((630, 3, 32, 64), np.uint8), tmp_path / "submission.csv")
+
+
+def test_full_size_submission_is_fast_and_has_the_kaggle_layout(tmp_path):
+    rng = np.random.default_rng(2)
+    video = rng.integers(0, 256, (5, 630, 3, 32, 64), dtype=np.uint8)
+    path = tmp_path / "submission.csv"
+
+    start = time.perf_counter()
+    sub.write_submission(video, path)
+    assert time.perf_counter() - start < 10.0
+    assert not list(tmp_path.glob("*.tmp"))
+
+    with open(path) as file:
+        header = file.readline().rstrip("\n").split(",")
+        first_row = file.readline().rstrip("\n").split(",")
+        rows = 1 + sum(1 for _ in file)
+    assert header == ["id"] + [str(i) for i in range(6144)]
+    assert rows == 3150
+    assert first_row[0] == "0" and [int(v) for v in first_row[1:]] == video[0, 0].reshape(-1).tolist()
+
+    back = sub.read_submission(path)
+    np.testing.assert_array_equal(back, video)
+    # Row id = sequence * 630 + frame, frames flattened in C,H,W order.
+    np.testing.assert_array_equal(back[3, 17], video[3, 17])
+
+
+# ---------------------------------------------------------------------------------------
+# Malformed submissions: one clear error each, naming the file and what is wrong
+# ---------------------------------------------------------------------------------------
+
+
+def test_missing_file(tmp_path):
+    path = tmp_path / "nope.csv"
+    with pytest.raises(SubmissionError, match="submission file not found") as error:
+        sub.read_submission(path)
+    assert str(path) in str(error.value)
+
+
+def test_empty_file(tmp_path):
+    path = tmp_path / "submission.csv"
+    path.write_text("")
+    with pytest.raises(SubmissionError, match="the file is empty"):
+        sub.read_submission(path)
+
+
+def test_wrong_column_count(tmp_path):
+    path = tmp_path / "submission.csv"
+    sub.write_submission(_small_video(), path)
+    with pytest.raises(SubmissionError) as error:
+        sub.read_submission(path)  # the Kaggle defaults: 6144 pixels per frame
+    message = str(error.value)
+    assert str(path) in message
+    assert "header has 25 columns; expected 6145: id + 6144 pixel columns 0..6143" in message
+
+
+def test_wrong_column_name(tmp_path):
+    path = _write_small(tmp_path)
+    _edit_cell(path, line=0, column=5, text="pixel4")
+    with pytest.raises(SubmissionError, match=r"header column 6 is 'pixel4'; expected '4'"):
+        sub.read_submission(path, **SMALL)
+
+
+def test_wrong_row_count(tmp_path):
+    path = _write_small(tmp_path)
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:-1]) + "\n")
+    with pytest.raises(SubmissionError) as error:
+        sub.read_submission(path, **SMALL)
+    assert "5 data rows; expected 6 (2 sequences x 3 frames" in str(error.value)
+    assert str(path) in str(error.value)
+
+
+def test_ids_out_of_order(tmp_path):
+    path = _write_small(tmp_path)
+    lines = path.read_text().splitlines()
+    lines[3], lines[4] = lines[4], lines[3]  # rows with ids 2 and 3 swapped
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(SubmissionError, match=r"row 2 \(line 4\), column id: id is 3; expected ids 0..5 in order"):
+        sub.read_submission(path, **SMALL)
+
+
+@pytest.mark.parametrize(("text", "shown"), [("abc", "'abc'"), ("1.5", "'1.5'|1.5"), ("", "an empty cell")])
+def test_non_integer_value_names_row_and_column(tmp_path, text, shown):
+    path = _write_small(tmp_path)
+    _edit_cell(path, line=3, column=8, text=text)  # data row 2, pixel column "7"
+    with pytest.raises(SubmissionError) as error:
+        sub.read_submission(path, **SMALL)
+    message = str(error.value)
+    assert f"{path}: row 2 (line 4), column '7': found" in message
+    assert "expected an integer" in message
+    assert any(option in message for option in shown.split("|"))
+
+
+def test_integral_float_values_are_accepted(tmp_path):
+    path = _write_small(tmp_path)
+    _edit_cell(path, line=1, column=1, text="12.0")
+    assert sub.read_submission(path, **SMALL)[0, 0, 0, 0, 0] == 12
+
+
+@pytest.mark.parametrize("value", ["256", "-1"])
+def test_value_outside_0_255_names_row_and_column(tmp_path, value):
+    path = _write_small(tmp_path)
+    _edit_cell(path, line=5, column=24, text=value)  # data row 4, last pixel column "23"
+    with pytest.raises(SubmissionError) as error:
+        sub.read_submission(path, **SMALL)
+    assert f"row 4 (line 6), column '23': value {value} is outside 0..255" in str(error.value)
+
+
+def test_ragged_row(tmp_path):
+    path = _write_small(tmp_path)
+    lines = path.read_text().splitlines()
+    lines[2] += ",7"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(SubmissionError, match="not a well-formed CSV") as error:
+        sub.read_submission(path, **SMALL)
+    assert str(path) in str(error.value)
+
+
+# ---------------------------------------------------------------------------------------
+# Scoring
+# ---------------------------------------------------------------------------------------
+
+TINY_FRAME = (3, 2, 2)  # scoring does not depend on the frame size; small keeps tests fast
+
+
+def _truth(num_sequences: int = 5, frames: int = 630, value: int = 0) -> np.ndarray:
+    return np.full((num_sequences, frames, *TINY_FRAME), value, dtype=np.uint8)
+
+
+def test_psnr_by_hand():
+    truth = np.zeros((2, 3, 2, 2), np.uint8)
+    pred = truth.copy()
+    pred[0] += 1  # every pixel off by one: MSE 1
+    psnr = sub.psnr_255(pred, truth)
+    assert psnr.shape == (2,)
+    assert psnr[0] == pytest.approx(10 * math.log10(255**2 / 1))  # 48.13 dB
+    assert psnr[1] == sub.PSNR_CAP_DB == 100.0  # exact frame: capped
+
+
+def test_only_frames_1_to_600_are_scored():
+    truth = _truth()
+    pred = truth + 1
+    pred[:, 0] = 255  # the given first frame: not scored
+    pred[:, 601:] = 255  # beyond frame 600: not scored
+    result = sub.score(pred, truth)
+    expected = 10 * math.log10(255**2)
+    assert result.overall == pytest.approx(expected)
+    assert result.overall == pytest.approx(48.1308036)
+    assert result.public == pytest.approx(expected) and result.private == pytest.approx(expected)
+    assert result.per_sequence == pytest.approx([expected] * 5)
+
+
+def test_public_and_private_use_the_right_sequences():
+    truth = _truth()
+    pred = truth.copy()
+    errors = [1, 2, 3, 4, 5]  # sequence s is off by s + 1 everywhere
+    for s, e in enumerate(errors):
+        pred[s] += e
+    per_sequence = [10 * math.log10(255**2 / e**2) for e in errors]
+    result = sub.score(pred, truth)
+    assert result.per_sequence == pytest.approx(per_sequence)
+    assert result.public == pytest.approx(np.mean(per_sequence[:3]))
+    assert result.private == pytest.approx(np.mean(per_sequence[3:]))
+    assert result.overall == pytest.approx(np.mean(per_sequence))
+
+
+def test_fewer_sequences_score_what_is_present():
+    truth = _truth(num_sequences=2)
+    result = sub.score(truth + 1, truth)
+    assert result.public == pytest.approx(48.1308036)
+    assert math.isnan(result.private)
+    assert "n/a" in sub.format_score_table(result, result)
+
+
+def test_score_rejects_bad_inputs():
+    with pytest.raises(SubmissionError, match="ground truth has 600 frames per sequence; scoring needs at least 601"):
+        sub.score(_truth(frames=600), _truth(frames=600))
+    with pytest.raises(SubmissionError, match="predictions have dtype float64; expected uint8"):
+        sub.score(np.zeros((5, 630, *TINY_FRAME)), _truth())
+    with pytest.raises(SubmissionError, match=r"predictions have shape \(5, 601, 3, 2, 2\) but ground truth \(5, 630"):
+        sub.score(_truth(frames=601), _truth())
+
+
+def test_baseline_repeats_the_first_frame():
+    first = np.arange(2 * 12, dtype=np.uint8).reshape(2, *TINY_FRAME)
+    baseline = sub.baseline_predictions(first, num_frames=4)
+    assert baseline.shape == (2, 4, *TINY_FRAME) and baseline.dtype == np.uint8
+    for t in range(4):
+        np.testing.assert_array_equal(baseline[:, t], first)
+
+
+def test_score_submission_scores_model_and_baseline(tmp_path):
+    truth = _truth(value=100)
+    truth[:, 0] = 110  # the first frame differs from the rest by 10 grey levels
+    pred = truth + 2
+    path = tmp_path / "submission.csv"
+    sub.write_submission(pred, path)
+
+    model, baseline = sub.score_submission(path, truth)
+    assert model.overall == pytest.approx(10 * math.log10(255**2 / 4))
+    assert baseline.overall == pytest.approx(10 * math.log10(255**2 / 100))
+    assert baseline.public == pytest.approx(baseline.private)
+
+    table = sub.format_score_table(model, baseline)
+    lines = table.splitlines()
+    assert lines[0].split() == ["public", "private", "overall"]
+    assert lines[1].startswith("model") and f"{model.overall:.2f}" in lines[1]
+    assert lines[2].startswith("repeat-first-frame baseline") and f"{baseline.overall:.2f}" in lines[2]
+    assert "frames 1-600" in table and "data range 255" in table
+
+
+def test_score_submission_checks_the_truth_before_reading(tmp_path):
+    with pytest.raises(SubmissionError, match="at least 601"):
+        sub.score_submission(tmp_path / "missing.csv", _truth(frames=10))

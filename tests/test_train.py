@@ -1,0 +1,169 @@
+"""Training end to end on tiny data: save, resume exactly, stop on NaN, predict, CLI."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import lab4.train as train_module
+from lab4 import cli
+from lab4.checkpoint import load_checkpoint
+from lab4.config import make_config
+from lab4.predict import predict_test
+from lab4.run import RunPaths
+from lab4.train import RunExists, TrainingDiverged, train
+from tests.conftest import write_dataset
+
+TIMING_COLUMNS = {"seconds", "train_frames_per_s"}
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    write_dataset(root, n_train=24, n_val=12, n_test=5, test_len=12, with_gt=True)
+    return root
+
+
+def smoke(data_root: Path, **overrides):
+    return make_config("smoke", {"data_root": str(data_root), "val_vi_len": 12, **overrides})
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    with open(path) as fh:
+        return list(csv.DictReader(fh))
+
+
+def without_timing(rows):
+    return [{k: v for k, v in row.items() if k not in TIMING_COLUMNS} for row in rows]
+
+
+def test_smoke_run_writes_a_complete_run_folder(data_root, tmp_path):
+    result = train(smoke(data_root), tmp_path / "run", progress=False)
+    paths = RunPaths(tmp_path / "run")
+    for f in (paths.config, paths.epoch_log, paths.iter_log, paths.val_log, paths.val_rollout, paths.last,
+              paths.best, paths.periodic(1), paths.periodic(2), paths.done):
+        assert f.is_file(), f
+    rows = read_rows(paths.epoch_log)
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    assert all(math.isfinite(float(r["val_psnr"])) for r in rows)
+    assert float(rows[0]["tfr"]) == 1.0 and float(rows[1]["tfr"]) == 0.5  # smoke: tfr_sde 1, step 0.5
+    assert [float(r["beta"]) for r in rows] == [0.0, 0.5]  # 1 cycle over 2 epochs, per epoch
+    val = read_rows(paths.val_log)
+    assert len(val) == 2 * 11 and {"psnr", "baseline_psnr"} <= set(val[0])
+    state = load_checkpoint(paths.last)
+    assert state["epoch"] == 2 and {"model", "optimizer", "scheduler", "rng", "history"} <= set(state)
+    # The scheduler is the template's MultiStepLR: smoke's milestone 1 cuts lr after epoch 1
+    assert float(rows[1]["lr"]) == pytest.approx(1e-4)
+    assert result.best_psnr == max(float(r["val_psnr"]) for r in rows)
+
+
+def test_resume_gives_the_same_metrics_as_an_uninterrupted_run(data_root, tmp_path, monkeypatch):
+    cfg = smoke(data_root, num_epoch=3, tf_granularity="batch", kl_anneal_step="iteration", tfr=0.5, tfr_sde=0)
+    whole = train(cfg, tmp_path / "whole", progress=False)
+
+    real_ratio = train_module.teacher_forcing_ratio
+
+    def interrupt_at_epoch_2(epoch, *args):
+        if epoch == 2:
+            raise KeyboardInterrupt  # as if the user pressed Ctrl-C at the start of epoch 3
+        return real_ratio(epoch, *args)
+
+    monkeypatch.setattr(train_module, "teacher_forcing_ratio", interrupt_at_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "cut", progress=False)
+    assert not RunPaths(tmp_path / "cut").done.exists()
+    monkeypatch.setattr(train_module, "teacher_forcing_ratio", real_ratio)
+    resumed = train(cfg, tmp_path / "cut", resume=True, progress=False)
+
+    assert without_timing(read_rows(tmp_path / "cut" / "train_log.csv")) == without_timing(
+        read_rows(tmp_path / "whole" / "train_log.csv"))
+    assert read_rows(tmp_path / "cut" / "iter_log.csv") == read_rows(tmp_path / "whole" / "iter_log.csv")
+    assert read_rows(tmp_path / "cut" / "val_psnr.csv") == read_rows(tmp_path / "whole" / "val_psnr.csv")
+    a, b = load_checkpoint(tmp_path / "whole/checkpoints/last.pt"), load_checkpoint(tmp_path / "cut/checkpoints/last.pt")
+    for name, tensor in a["model"].items():
+        assert torch.equal(tensor, b["model"][name]), name
+    assert resumed.best_psnr == whole.best_psnr
+
+
+def test_resume_refuses_a_changed_config(data_root, tmp_path):
+    train(smoke(data_root, num_epoch=1), tmp_path / "run", progress=False)
+    with pytest.raises(ValueError, match="lr: saved 0.001, now 0.5"):
+        train(smoke(data_root, num_epoch=1, lr=0.5), tmp_path / "run", resume=True, progress=False)
+
+
+def test_an_existing_run_is_not_overwritten_by_accident(data_root, tmp_path):
+    train(smoke(data_root, num_epoch=1), tmp_path / "run", progress=False)
+    with pytest.raises(RunExists, match="--resume"):
+        train(smoke(data_root, num_epoch=1), tmp_path / "run", progress=False)
+    train(smoke(data_root, num_epoch=1), tmp_path / "run", force=True, progress=False)
+    with pytest.raises(FileNotFoundError, match="nothing to resume"):
+        train(smoke(data_root), tmp_path / "empty", resume=True, progress=False)
+
+
+def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(data_root, tmp_path, monkeypatch):
+    cfg = smoke(data_root, num_epoch=2, log_every=1)
+    real_loss = train_module.clip_loss
+    calls = {"n": 0}
+
+    def poisoned(*args, **kwargs):
+        out = real_loss(*args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] > 3:  # epoch 1 has 3 batches: 24 frames / clips of 4 / batch 2
+            out.loss = out.loss * float("nan")
+        return out
+
+    monkeypatch.setattr(train_module, "clip_loss", poisoned)
+    with pytest.raises(TrainingDiverged, match="last good"):
+        train(cfg, tmp_path / "run", progress=False)
+    state = load_checkpoint(tmp_path / "run/checkpoints/last.pt")
+    assert state["epoch"] == 1
+    assert all(torch.isfinite(t).all() for t in state["model"].values())
+    assert not (tmp_path / "run/done.json").exists()
+
+
+def test_bad_data_root_fails_before_training(tmp_path):
+    with pytest.raises(ValueError, match="nowhere"):
+        train(make_config("smoke", {"data_root": str(tmp_path / "nowhere")}), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_predict_writes_submission_gifs_and_scores_against_the_baseline(data_root, tmp_path):
+    train(smoke(data_root, num_epoch=1), tmp_path / "run", progress=False)
+    result = predict_test(tmp_path / "run", z_mode="mean", samples=2)
+    out = tmp_path / "run" / "test"
+    assert result.frames.shape == (5, 12, 3, 32, 64) and result.frames.dtype == np.uint8
+    for name in ["submission.csv", "predictions.npy", "score.json"] + [f"seq_{i}.gif" for i in range(5)]:
+        assert (out / name).is_file(), name
+    assert result.score is not None and result.baseline is not None
+    assert result.scored_frames == range(1, 12)
+    # Frame 0 is the given first frame
+    assert np.array_equal(result.frames[:, 0], np.load(out / "predictions.npy")[:, 0])
+
+
+def test_rollout_z_modes_are_reproducible(data_root, tmp_path):
+    train(smoke(data_root, num_epoch=1), tmp_path / "run", progress=False)
+    first = predict_test(tmp_path / "run", z_mode="prior", out_dir=tmp_path / "a", gifs=False).frames
+    again = predict_test(tmp_path / "run", z_mode="prior", out_dir=tmp_path / "b", gifs=False).frames
+    zero = predict_test(tmp_path / "run", z_mode="zero", out_dir=tmp_path / "c", gifs=False).frames
+    assert np.array_equal(first, again)
+    assert not np.array_equal(first, zero)
+
+
+def test_cli_train_predict_score(data_root, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert cli.main(["train", "--profile", "smoke", "--data", str(data_root), "--run-dir", str(run),
+                     "--set", "num_epoch=1", "--set", "val_vi_len=12", "--quiet"]) == 0
+    assert "repeat-first-frame baseline" in capsys.readouterr().out
+    assert cli.main(["predict", str(run), "--no-gif"]) == 0
+    assert "repeat-first-frame baseline" in capsys.readouterr().out
+    # Training again into the same folder is refused with a one-line error, not a traceback
+    assert cli.main(["train", "--profile", "smoke", "--data", str(data_root), "--run-dir", str(run),
+                     "--quiet"]) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert cli.main(["train", "--profile", "smoke", "--set", "kl_anneal_type=Linear"]) == 2
+    assert "kl_anneal_type" in capsys.readouterr().err
