@@ -43,6 +43,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg = build_config(args)
     run_dir = Path(args.run_dir or f"runs/{args.profile}")
     result = train(cfg, run_dir, resume=args.resume, force=args.force, progress=not args.quiet)
+    if not result.epochs:  # a rank other than 0 of a distributed run: rank 0 reports
+        return 0
     last = result.last
     print(f"\ntrained {run_dir}: {len(result.epochs)} epochs on {cfg.data_root}")
     if last["val_psnr"] != "":
@@ -124,6 +126,10 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_score)
 
     # --- more commands: each module registers its own subcommands here ---
+    from lab4.sweep import add_commands as add_sweep_commands  # sweep, report
+    add_sweep_commands(sub)
+    from lab4.bench import add_commands as add_bench_commands
+    add_bench_commands(sub)
     return top
 
 

@@ -85,6 +85,7 @@ class Config:
     device: str = "auto"            # "auto": CUDA when present, else CPU
     precision: str = "auto"         # "auto": bf16/fp16 autocast on CUDA, fp32 on CPU
     threads: int = 0                # CPU threads for torch; 0 leaves torch's default
+    channels_last: bool = True      # NHWC memory layout: faster convolutions on CPU and GPU
 
     def validate(self) -> "Config":
         for name, allowed in CHOICES.items():

@@ -57,3 +57,16 @@ def clip_loss(model: VideoCVAE, frames: torch.Tensor, labels: torch.Tensor, teac
     mse = F.mse_loss(pred, frames[:, 1:].float()) * steps
     kl = kl_to_standard_normal(mu.float(), logvar.float(), batch)
     return ClipLoss(loss=mse + kl_weight * kl, mse=mse, kl=kl)
+
+
+class ClipLossModule(torch.nn.Module):
+    """`clip_loss` as a module's forward, so that DistributedDataParallel can wrap it."""
+
+    def __init__(self, model: VideoCVAE):
+        super().__init__()
+        self.model = model
+
+    def forward(self, frames: torch.Tensor, labels: torch.Tensor, teacher_forced: bool,
+                kl_weight: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        out = clip_loss(self.model, frames, labels, teacher_forced, kl_weight)
+        return out.loss, out.mse, out.kl

@@ -17,8 +17,9 @@ proportions; its 18 OpenPose keypoints, projected to the image, give both the la
 box-filtered down), composited over a studio background that is computed once per video.
 
 Every video draws from its own random stream, derived from (seed, split, video index),
-so the output is byte-identical however many worker processes share the work, and
-validation and test videos get appearances and choreographies that training never shows.
+so the output is byte-identical however many worker processes share the work, and the
+validation and test videos (streams of their own) show dancers, studios and
+choreographies that differ from every training video's.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import math
 import multiprocessing
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -172,6 +173,19 @@ def _jitter(rng: np.random.Generator, colour: RGB, spread: float) -> RGB:
     return (int(round(values[0])), int(round(values[1])), int(round(values[2])))
 
 
+def _scaled(colour: RGB, factor: float) -> RGB:
+    # One factor for all channels: a darker or lighter version of the same hue.
+    return (int(colour[0] * factor), int(colour[1] * factor), int(colour[2] * factor))
+
+
+def _mix(a: RGB, b: RGB, weight_b: float) -> RGB:
+    return (
+        int((1 - weight_b) * a[0] + weight_b * b[0]),
+        int((1 - weight_b) * a[1] + weight_b * b[1]),
+        int((1 - weight_b) * a[2] + weight_b * b[2]),
+    )
+
+
 def _pick(rng: np.random.Generator, palette: tuple[RGB, ...], spread: float = 10.0) -> RGB:
     return _jitter(rng, palette[int(rng.integers(len(palette)))], spread)
 
@@ -224,11 +238,13 @@ def sample_appearance(seed: int, split: str, index: int) -> Appearance:
     wall = _jitter(rng, (int(grey + warmth), int(grey), int(grey - warmth)), 2.5)
     floor_style = _FLOOR_STYLES[int(rng.integers(len(_FLOOR_STYLES)))]
     if floor_style == "wood":
-        floor = _jitter(rng, (178, 142, 104), 14)
+        # Varnished wood, muted towards the wall's grey as studio lighting washes it out.
+        wood = _scaled((178, 142, 104), rng.uniform(0.85, 1.1))
+        floor = _jitter(rng, _mix(wood, _scaled(wall, 0.85), 0.4), 3)
     elif floor_style == "grey":
-        floor = _jitter(rng, tuple(int(c * rng.uniform(0.72, 0.86)) for c in wall), 4)  # type: ignore[arg-type]
+        floor = _jitter(rng, _scaled(wall, rng.uniform(0.72, 0.86)), 3)
     else:
-        floor = _jitter(rng, tuple(int(c * rng.uniform(0.9, 0.97)) for c in wall), 4)  # type: ignore[arg-type]
+        floor = _jitter(rng, _scaled(wall, rng.uniform(0.9, 0.97)), 3)
     lights = tuple(
         Light(x=float(rng.uniform(0.1, 1.9)), y=float(rng.uniform(-0.08, 0.12)),
               radius=float(rng.uniform(0.12, 0.3)), strength=float(rng.uniform(22, 55)))
@@ -288,7 +304,8 @@ def render_background(app: Appearance) -> np.ndarray:
         blob = np.exp(-((x - light.x) ** 2 + (y - light.y) ** 2) / (2.0 * light.radius**2))
         wall = wall + light.strength * blob * tint
         # A glossy floor shows each light as a soft vertical streak below it.
-        floor_glow = floor_glow + 0.35 * light.strength * np.exp(-((x - light.x) ** 2) / (2.0 * (0.6 * light.radius) ** 2))
+        streak = np.exp(-((x - light.x) ** 2) / (2.0 * (0.6 * light.radius) ** 2))
+        floor_glow = floor_glow + 0.35 * light.strength * streak
     depth = (y - app.horizon) / (1.0 - app.horizon)  # 0 at the wall, 1 at the bottom edge
     floor = np.asarray(app.floor, np.float64) * (1.0 + app.floor_gradient * depth)
     floor = floor + floor_glow * np.exp(-3.0 * depth) * tint
@@ -537,7 +554,9 @@ def sample_style(rng: np.random.Generator) -> Style:
     )
 
 
-def plan_choreography(rng: np.random.Generator, style: Style, beats_needed: float, units_per_width: float) -> list[Move]:
+def plan_choreography(
+    rng: np.random.Generator, style: Style, beats_needed: float, units_per_width: float
+) -> list[Move]:
     """Moves covering beats [style.first_beat - blend, beats_needed + blend], back to back.
 
     Every few moves the dancer walks to another place, so over a video they use the
@@ -798,8 +817,11 @@ def _leg_parts(painter: _Painter, q: np.ndarray, z: np.ndarray, prefix: str) -> 
     app, k = painter.app, painter.app.limb_scale
     hip, knee, ankle, toe = (q[P[f"{prefix}_{n}"]] for n in ("hip", "knee", "ank", "toe"))
     if app.shorts:
-        pieces = [(hip, knee, 0.042 * k, 0.032 * k, app.skin), (hip, hip + 0.5 * (knee - hip), 0.052 * k, 0.045 * k, app.trousers),
-                  (knee, ankle, 0.03 * k, 0.022 * k, app.skin)]  # fmt: skip
+        pieces = [
+            (hip, knee, 0.042 * k, 0.032 * k, app.skin),
+            (hip, hip + 0.5 * (knee - hip), 0.052 * k, 0.045 * k, app.trousers),
+            (knee, ankle, 0.03 * k, 0.022 * k, app.skin),
+        ]
     else:
         pieces = [(hip, knee, 0.05 * k, 0.037 * k, app.trousers), (knee, ankle, 0.035 * k, 0.027 * k, app.trousers)]
     pieces.append((ankle, toe, 0.025, 0.022, app.shoes))
@@ -820,15 +842,18 @@ def _torso_parts(painter: _Painter, q: np.ndarray, z: np.ndarray, yaw: float) ->
     arm_r = painter.px(0.028 * app.limb_scale)
     depth = float(z[P["neck"]] + z[P["pelvis"]]) / 2
     shirt, trousers = _shade(app.shirt, depth) + (255,), _shade(app.trousers, depth) + (255,)
-    top = neck
+    inset = max(chest - arm_r, 0.0)
+
+    def band(upper: np.ndarray, upper_half: float, lower: np.ndarray, lower_half: float) -> list[float]:
+        corners = (upper + normal * upper_half, upper - normal * upper_half,
+                   lower - normal * lower_half, lower + normal * lower_half)  # fmt: skip
+        return np.concatenate(corners).tolist()
 
     def draw(d: ImageDraw.ImageDraw) -> None:
-        d.polygon([tuple(waist + normal * hips), tuple(waist - normal * hips),
-                   tuple(crotch - normal * hips * 0.95), tuple(crotch + normal * hips * 0.95)], fill=trousers)  # fmt: skip
-        d.polygon([tuple(top + normal * chest), tuple(top - normal * chest),
-                   tuple(waist - normal * hips * 0.98), tuple(waist + normal * hips * 0.98)], fill=shirt)  # fmt: skip
-        inset = max(chest - arm_r, 0.0)
-        d.polygon(_capsule(top + normal * inset, top - normal * inset, arm_r * 1.1, arm_r * 1.1), fill=shirt)
+        d.polygon(band(waist, hips, crotch, 0.95 * hips), fill=trousers)
+        d.polygon(band(neck, chest, waist, 0.98 * hips), fill=shirt)
+        # Round shoulders: a capsule across the top of the shirt.
+        d.polygon(_capsule(neck + normal * inset, neck - normal * inset, 1.1 * arm_r, 1.1 * arm_r), fill=shirt)
 
     painter.add(depth, draw)
 
@@ -852,7 +877,8 @@ def _head_parts(painter: _Painter, q: np.ndarray, z: np.ndarray, yaw: float) -> 
         tail = q[P["hair"]]
 
         def draw_long(d: ImageDraw.ImageDraw) -> None:
-            d.polygon(_capsule(head, tail + (tail - head) * 0.4, rx * 0.95, rx * 0.8), fill=_shade(app.hair, hair_depth) + (255,))
+            outline = _capsule(head, tail + (tail - head) * 0.4, rx * 0.95, rx * 0.8)
+            d.polygon(outline, fill=_shade(app.hair, hair_depth) + (255,))
 
         painter.add(hair_depth, draw_long)
 
@@ -897,18 +923,19 @@ def _person_box(fig: Figure, i: int, margin: float) -> tuple[int, int, int, int]
     return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
 
 
-def _shadow(app: Appearance, fig: Figure, i: int, floor_rows: np.ndarray) -> np.ndarray:
+def _shadow(app: Appearance, fig: Figure, i: int) -> np.ndarray:
     """Multiplicative darkening (H, W) of a soft contact shadow around the feet."""
     xy = fig.xy[i]
     feet_x = (xy[P["r_ank"], 0] + xy[P["l_ank"], 0]) / 2
     spread = abs(xy[P["r_ank"], 0] - xy[P["l_ank"], 0]) / 2 + 0.13 * fig.scale
     gx = np.exp(-(((np.arange(FRAME_W) - feet_x) / spread) ** 2))
-    gy = np.exp(-(((np.arange(FRAME_H) - fig.feet_line) / (0.05 * fig.scale)) ** 2)) * floor_rows
+    on_floor = np.arange(FRAME_H) + 0.5 >= app.horizon * FRAME_H
+    gy = np.exp(-(((np.arange(FRAME_H) - fig.feet_line) / (0.05 * fig.scale)) ** 2)) * on_floor
     strength = app.shadow / (1.0 + 20.0 * float(fig.bounce[i]))
     return 1.0 - strength * np.outer(gy, gx)
 
 
-def _composite(background: np.ndarray, app: Appearance, fig: Figure, i: int, floor_rows: np.ndarray) -> np.ndarray:
+def _composite(background: np.ndarray, app: Appearance, fig: Figure, i: int) -> np.ndarray:
     colour = np.zeros((FRAME_H, FRAME_W, 3), np.float32)
     alpha = np.zeros((FRAME_H, FRAME_W, 1), np.float32)
     margin = 0.08 * fig.scale + 1.0
@@ -919,13 +946,12 @@ def _composite(background: np.ndarray, app: Appearance, fig: Figure, i: int, flo
         a = patch[..., 3:] / 255.0
         colour[y0:y1, x0:x1] = patch[..., :3] * a  # premultiplied, so it can be flipped and faded
         alpha[y0:y1, x0:x1] = a
-    frame = background * _shadow(app, fig, i, floor_rows)[..., None]
+    frame = background * _shadow(app, fig, i)[..., None]
     # A faint mirror image in the floor: rows below the contact line mirror those above.
     m = app.feet_row
     rows = min(m, FRAME_H - m)
     fade = (app.reflection * np.exp(-np.arange(rows) / (0.08 * fig.scale)))[:, None, None].astype(np.float32)
-    mirrored_c = colour[m - 1 : m - 1 - rows : -1] if m - 1 - rows >= 0 else colour[m - 1 :: -1][:rows]
-    mirrored_a = alpha[m - 1 : m - 1 - rows : -1] if m - 1 - rows >= 0 else alpha[m - 1 :: -1][:rows]
+    mirrored_c, mirrored_a = colour[m - rows : m][::-1], alpha[m - rows : m][::-1]
     frame[m : m + rows] = frame[m : m + rows] * (1.0 - fade * mirrored_a) + fade * mirrored_c
     frame = frame * (1.0 - alpha) + colour
     return np.clip(frame + 0.5, 0, 255).astype(np.uint8)
@@ -951,8 +977,7 @@ class Video:
 
     def frame(self, i: int) -> np.ndarray:
         """Frame i as uint8 RGB (H, W, 3)."""
-        floor_rows = (np.arange(FRAME_H) + 0.5 >= self.appearance.horizon * FRAME_H).astype(np.float32)
-        return _composite(self.background, self.appearance, self.figure, i, floor_rows)
+        return _composite(self.background, self.appearance, self.figure, i)
 
     def label(self, i: int) -> Image.Image:
         """The pose label of frame i, as OpenPose would draw it."""
@@ -1023,7 +1048,8 @@ def _jobs(root: Path, spec: SizeSpec, seed: int) -> list[_Job]:
         jobs.append(_Job(seed, "train", index, length, number, str(root / "train" / "train_img"),
                          str(root / "train" / "train_label")))  # fmt: skip
         number += length
-    jobs.append(_Job(seed, "val", 0, spec.val_frames, 0, str(root / "val" / "val_img"), str(root / "val" / "val_label")))
+    val = root / "val"
+    jobs.append(_Job(seed, "val", 0, spec.val_frames, 0, str(val / "val_img"), str(val / "val_label")))
     for s in range(spec.test_sequences):
         test = root / "test"
         jobs.append(_Job(seed, "test", s, spec.test_frames, 0, str(test / "test_gt" / str(s)),
@@ -1120,18 +1146,22 @@ def _say(message: str, progress: bool) -> None:
 def _render_all(jobs: list[_Job], workers: int, total: int, desc: str, progress: bool) -> None:
     from tqdm import tqdm
 
-    with tqdm(total=total, unit="frame", desc=desc, disable=not progress, smoothing=0.1) as bar:
-        if workers <= 1:
+    def bar() -> tqdm:
+        return tqdm(total=total, unit="frame", desc=desc, disable=not progress, smoothing=0.1)
+
+    if workers <= 1:
+        with bar() as shown:
             for job in jobs:
-                bar.update(_run_job(job))
-            return
-        # fork: workers need no re-import of the caller's __main__, which `python -m` or
-        # a notebook would otherwise re-run; they touch only numpy and PIL.
-        methods = multiprocessing.get_all_start_methods()
-        context = multiprocessing.get_context("fork" if "fork" in methods else None)
-        with context.Pool(workers) as pool:
-            for done in pool.imap_unordered(_run_job, jobs, chunksize=1):
-                bar.update(done)
+                shown.update(_run_job(job))
+        return
+    # fork: workers need no re-import of the caller's __main__, which `python -m` or a
+    # notebook would otherwise re-run; they touch only numpy and PIL. The pool starts
+    # before the progress bar so that no tqdm monitor thread exists when it forks.
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else None)
+    with context.Pool(workers) as pool, bar() as shown:
+        for done in pool.imap_unordered(_run_job, jobs, chunksize=1):
+            shown.update(done)
 
 
 def generate_dataset(
@@ -1156,21 +1186,30 @@ def generate_dataset(
         raise ValueError(f"seed must be a non-negative integer, got {seed}")
     root = Path(root)
     manifest = _read_manifest(root)
-    if manifest is not None and _same_dataset(manifest, spec, seed) and _is_complete(root, spec):
-        _say(f"{root}: synthetic dataset ({size}, seed {seed}) already generated", progress)
-        return root
-    ours_unfinished = (root / PARTIAL_MARKER).exists() or (manifest is not None and _same_dataset(manifest, spec, seed))
-    if not force and not ours_unfinished:
-        if manifest is not None:
-            raise FileExistsError(f"{root} already holds {_describe_manifest(manifest)}, not size {size!r} "
-                                  f"seed {seed}; pass force=True (CLI: --force) to overwrite it")  # fmt: skip
-        if _holds_dataset_files(root):
-            raise FileExistsError(f"{root} already holds train/, val/ or test/ data that this generator did "
-                                  "not write (no lab4_synth.json); pass force=True (CLI: --force) to overwrite it")  # fmt: skip
+    interrupted = (root / PARTIAL_MARKER).exists()
+    if manifest is not None and _same_dataset(manifest, spec, seed):
+        if _is_complete(root, spec):
+            (root / PARTIAL_MARKER).unlink(missing_ok=True)
+            _say(f"{root}: synthetic dataset ({size}, seed {seed}) already generated", progress)
+            return root
+        _say(f"{root}: files of this dataset are missing; generating it again", progress)
+    elif manifest is not None and not force:
+        raise FileExistsError(
+            f"{root} already holds {_describe_manifest(manifest)}, not size {size!r} seed {seed}; "
+            "pass force=True (CLI: --force) to overwrite it"
+        )
+    elif manifest is None and interrupted:
+        _say(f"{root}: redoing an interrupted generation", progress)
+    elif manifest is None and _holds_dataset_files(root) and not force:
+        raise FileExistsError(
+            f"{root} already holds train/, val/ or test/ data that this generator did not write "
+            "(no lab4_synth.json); pass force=True (CLI: --force) to overwrite it"
+        )
 
     root.mkdir(parents=True, exist_ok=True)
-    _clear(root)
+    # The marker goes first, so that a run stopped even while clearing is recognised as ours.
     _write_json_atomically(root / PARTIAL_MARKER, {"size": spec.name, "seed": seed, "version": GENERATOR_VERSION})
+    _clear(root)
     jobs = _jobs(root, spec, seed)
     count = (os.cpu_count() or 1) if workers is None else workers
     _render_all(jobs, max(1, min(count, len(jobs))), spec.total_frames, f"synthetic {size} data", progress)

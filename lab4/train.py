@@ -23,12 +23,13 @@ from lab4 import data as lab4_data
 from lab4.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from lab4.config import Config
 from lab4.device import autocast, autocast_dtype, resolve_device, to_float_images
+from lab4.distributed import Ranks, init_from_env, parameters_in_sync, shutdown
 from lab4.evaluate import Validation, validate
 from lab4.io import atomic_path, atomic_write_text
 from lab4.model import VideoCVAE
 from lab4.run import EPOCH_COLUMNS, ITER_COLUMNS, VAL_COLUMNS, CsvAppender, RunPaths, write_csv
 from lab4.schedules import kl_beta, teacher_forcing_draw, teacher_forcing_ratio
-from lab4.step import clip_loss
+from lab4.step import ClipLossModule
 
 
 class TrainingDiverged(RuntimeError):
@@ -51,7 +52,11 @@ class TrainResult:
 
 
 def build_model(cfg: Config) -> VideoCVAE:
-    return VideoCVAE(cfg.F_dim, cfg.L_dim, cfg.N_dim, cfg.D_out_dim, output=cfg.output)
+    model = VideoCVAE(cfg.F_dim, cfg.L_dim, cfg.N_dim, cfg.D_out_dim, output=cfg.output)
+    if cfg.channels_last:
+        # Inputs may stay NCHW: each convolution follows its weights' layout.
+        model = model.to(memory_format=torch.channels_last)
+    return model
 
 
 def build_optimizer(cfg: Config, model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -73,13 +78,15 @@ def epoch_fraction(cfg: Config, epoch: int) -> float:
     return cfg.fast_partial if cfg.fast_train and epoch < cfg.fast_train_epoch else cfg.partial
 
 
-def batches_in_epoch(cfg: Config, sampler: lab4_data.ClipSampler, epoch: int) -> int:
-    clips = len(sampler.starts(epoch, cfg.seed, epoch_fraction(cfg, epoch)))
+def batches_in_epoch(cfg: Config, sampler: lab4_data.ClipSampler, epoch: int, world: int = 1) -> int:
+    clips = len(sampler.starts(epoch, cfg.seed, epoch_fraction(cfg, epoch))) // world
     return max(1, clips // cfg.batch_size)
 
 
-def prepare_run_dir(run_dir: Path, cfg: Config, resume: bool, force: bool) -> RunPaths:
-    """Refuse to mix two runs in one folder; nothing a user made is overwritten by accident."""
+def prepare_run_dir(run_dir: Path, cfg: Config, resume: bool, force: bool, write: bool = True) -> RunPaths:
+    """Refuse to mix two runs in one folder; nothing a user made is overwritten by accident.
+
+    With write=False only the checks run (the other ranks of a distributed run)."""
     paths = RunPaths(Path(run_dir))
     if resume:
         if not paths.last.is_file():
@@ -95,26 +102,41 @@ def prepare_run_dir(run_dir: Path, cfg: Config, resume: bool, force: bool) -> Ru
         if not force:
             raise RunExists(f"run folder {paths.root} already holds a run: pass --resume to continue it, "
                             "--force to start it over, or choose another --run-dir")
+        if not write:
+            return paths
         for stale in (paths.last, paths.best, paths.done, paths.config):
             stale.unlink(missing_ok=True)
         for old in paths.checkpoints.glob("epoch_*.pt"):
             old.unlink()
-    paths.root.mkdir(parents=True, exist_ok=True)
-    cfg.save(paths.config)
+    if write:
+        paths.root.mkdir(parents=True, exist_ok=True)
+        cfg.save(paths.config)
     return paths
 
 
 def train(cfg: Config, run_dir: Path, resume: bool = False, force: bool = False,
           progress: bool = True) -> TrainResult:
+    """Train in this process, or as one rank of `torchrun` (see lab4.distributed)."""
     cfg.validate()
+    device = resolve_device(cfg)
+    ranks = init_from_env(device.type == "cuda")
+    try:
+        return _train(cfg, Path(run_dir), resume, force, progress and ranks.is_main, device, ranks)
+    finally:
+        shutdown(ranks)
+
+
+def _train(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool, device: torch.device,
+           ranks: Ranks) -> TrainResult:
     root = Path(cfg.data_root)
-    # Every check that can fail runs before the first step.
+    # Every check that can fail runs before the first step, on every rank.
     lab4_data.check_layout(root, ("train", "val"))
-    paths = prepare_run_dir(run_dir, cfg, resume, force)
+    paths = prepare_run_dir(run_dir, cfg, resume, force, write=ranks.is_main)
+    ranks.barrier()
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
-
-    device = resolve_device(cfg)
+    if device.type == "cuda" and ranks.active:
+        device = torch.device("cuda", ranks.local_rank)
     amp_dtype = autocast_dtype(cfg, device)
     train_split = lab4_data.load_split(root, "train", progress=progress)
     val_split = lab4_data.load_split(root, "val", progress=progress)
@@ -126,11 +148,17 @@ def train(cfg: Config, run_dir: Path, resume: bool = False, force: bool = False,
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     model = build_model(cfg).to(device)
+    step_module: torch.nn.Module = ClipLossModule(model)
+    if ranks.active:
+        # DDP starts every rank from rank 0's weights; the noise then differs per rank.
+        step_module = torch.nn.parallel.DistributedDataParallel(
+            step_module, device_ids=[device.index] if device.type == "cuda" else None)
+        torch.manual_seed(cfg.seed + ranks.rank)
     optimizer = build_optimizer(cfg, model)
     scheduler = build_scheduler(cfg, optimizer)
     # Loss scaling only matters for fp16; bf16 and fp32 have the range.
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    total_iters = sum(batches_in_epoch(cfg, sampler, e) for e in range(cfg.num_epoch))
+    total_iters = sum(batches_in_epoch(cfg, sampler, e, ranks.world) for e in range(cfg.num_epoch))
 
     start_epoch, global_step, best_psnr = 0, 0, -math.inf
     history: dict[str, list[dict[str, Any]]] = {"epochs": [], "iters": [], "val": []}
@@ -142,12 +170,14 @@ def train(cfg: Config, run_dir: Path, resume: bool = False, force: bool = False,
         scaler.load_state_dict(state["scaler"])
         start_epoch, global_step, best_psnr = state["epoch"], state["global_step"], state["best_psnr"]
         history = state["history"]
-        set_rng_state(state["rng"])
+        per_rank = state.get("rng_ranks", [state["rng"]])
+        set_rng_state(per_rank[ranks.rank] if len(per_rank) == ranks.world else state["rng"])
         if progress:
             print(f"resuming {paths.root} after epoch {start_epoch} of {cfg.num_epoch}")
-    write_csv(paths.epoch_log, EPOCH_COLUMNS, history["epochs"])
-    write_csv(paths.val_log, VAL_COLUMNS, history["val"])
-    iter_log = CsvAppender(paths.iter_log, ITER_COLUMNS, history["iters"])
+    iter_log = CsvAppender(paths.iter_log, ITER_COLUMNS, history["iters"]) if ranks.is_main else None
+    if ranks.is_main:
+        write_csv(paths.epoch_log, EPOCH_COLUMNS, history["epochs"])
+        write_csv(paths.val_log, VAL_COLUMNS, history["val"])
 
     def kl_weight(epoch: int, step: int) -> float:
         at, total = (epoch, cfg.num_epoch) if cfg.kl_anneal_step == "epoch" else (step, total_iters)
@@ -159,8 +189,8 @@ def train(cfg: Config, run_dir: Path, resume: bool = False, force: bool = False,
             model.train()
             tfr = teacher_forcing_ratio(epoch, cfg.tfr, cfg.tfr_sde, cfg.tfr_d_step)
             epoch_forced = teacher_forcing_draw(tfr, cfg.seed, epoch)
-            starts = sampler.starts(epoch, cfg.seed, epoch_fraction(cfg, epoch))
-            n_batches = batches_in_epoch(cfg, sampler, epoch)
+            starts = ranks.shard(sampler.starts(epoch, cfg.seed, epoch_fraction(cfg, epoch)))
+            n_batches = batches_in_epoch(cfg, sampler, epoch, ranks.world)
             sums = torch.zeros(3, device=device)  # loss, mse, kl: summed on the device, read rarely
             logged = torch.zeros(3, device=device)
             betas, forced_count, since_log = [], 0, 0
@@ -175,16 +205,16 @@ def train(cfg: Config, run_dir: Path, resume: bool = False, force: bool = False,
                 forced = (epoch_forced if cfg.tf_granularity == "epoch"
                           else teacher_forcing_draw(tfr, cfg.seed, epoch, batch_idx + 1))
                 with autocast(device, amp_dtype):
-                    out = clip_loss(model, frames, labels, forced, beta)
+                    loss, mse, kl = step_module(frames, labels, forced, beta)
                 optimizer.zero_grad(set_to_none=True)
-                scaler.scale(out.loss).backward()
+                scaler.scale(loss).backward()
                 if cfg.grad_clip > 0:
                     scaler.unscale_(optimizer)
                     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                 scaler.step(optimizer)
                 scaler.update()
 
-                values = torch.stack([out.loss.detach(), out.mse.detach(), out.kl.detach()])
+                values = torch.stack([loss.detach(), mse.detach(), kl.detach()])
                 sums += values
                 logged += values
                 betas.append(beta)
@@ -192,7 +222,8 @@ def train(cfg: Config, run_dir: Path, resume: bool = False, force: bool = False,
                 global_step += 1
                 since_log += 1
                 if since_log == cfg.log_every or batch_idx == n_batches - 1:
-                    loss_v, mse_v, kl_v = (logged / since_log).tolist()
+                    # Averaged over ranks, so every rank sees a NaN and stops together.
+                    loss_v, mse_v, kl_v = (ranks.mean(logged) / since_log).tolist()
                     if not all(map(math.isfinite, (loss_v, mse_v, kl_v))):
                         raise TrainingDiverged(
                             f"loss became {loss_v} (mse {mse_v}, kl {kl_v}) at epoch {epoch + 1}, "
@@ -201,7 +232,8 @@ def train(cfg: Config, run_dir: Path, resume: bool = False, force: bool = False,
                     row = {"epoch": epoch + 1, "iteration": global_step, "loss": loss_v, "mse": mse_v,
                            "kl": kl_v, "beta": beta, "teacher_forced": int(forced)}
                     history["iters"].append(row)
-                    iter_log.append(row)
+                    if iter_log is not None:
+                        iter_log.append(row)
                     bar.set_postfix(loss=f"{loss_v:.4g}", mse=f"{mse_v:.4g}", beta=f"{beta:.2f}", tf=int(forced))
                     logged.zero_()
                     since_log = 0
@@ -211,13 +243,17 @@ def train(cfg: Config, run_dir: Path, resume: bool = False, force: bool = False,
 
             is_last = epoch + 1 == cfg.num_epoch
             validation: Validation | None = None
+            loss_m, mse_m, kl_m = (ranks.mean(sums) / n_batches).tolist()
+            rng_ranks = ranks.gather(rng_state())
+            if not ranks.is_main:
+                ranks.barrier()  # rank 0 validates and writes
+                continue
             if (epoch + 1) % cfg.val_every == 0 or is_last:
                 validation = validate(model, val_frames, val_labels, cfg.val_z, seed=cfg.seed + 1000 * epoch,
                                       dtype=amp_dtype)
                 history["val"].extend(
                     {"epoch": epoch + 1, "frame": i + 1, "psnr": float(p), "baseline_psnr": float(b)}
                     for i, (p, b) in enumerate(zip(validation.psnr, validation.baseline_psnr)))
-            loss_m, mse_m, kl_m = (sums / n_batches).tolist()
             row = {
                 "epoch": epoch + 1, "lr": lr, "tfr": tfr, "teacher_forced": forced_count / n_batches,
                 "beta": float(np.mean(betas)), "train_loss": loss_m, "train_mse": mse_m, "train_kl": kl_m,
@@ -235,7 +271,8 @@ def train(cfg: Config, run_dir: Path, resume: bool = False, force: bool = False,
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
                 "epoch": epoch + 1, "global_step": global_step, "best_psnr": best_psnr,
-                "tfr": tfr, "beta": row["beta"], "rng": rng_state(), "config": cfg.to_dict(), "history": history,
+                "tfr": tfr, "beta": row["beta"], "rng": rng_ranks[0], "rng_ranks": rng_ranks,
+                "config": cfg.to_dict(), "history": history,
             }
             if validation is not None:
                 save_val_rollout(paths.val_rollout, validation, val_frames, val_labels)
@@ -248,11 +285,18 @@ def train(cfg: Config, run_dir: Path, resume: bool = False, force: bool = False,
                 save_checkpoint(paths.periodic(epoch + 1), state)
             if progress:
                 print(format_epoch(row), flush=True)
+            ranks.barrier()
     finally:
-        iter_log.close()
+        if iter_log is not None:
+            iter_log.close()
 
-    atomic_write_text(paths.done, json.dumps({"epochs": cfg.num_epoch, "best_val_psnr": best_psnr,
-                                              "final": history["epochs"][-1]}, indent=2) + "\n")
+    in_sync = parameters_in_sync(model, ranks)
+    if ranks.is_main:
+        atomic_write_text(paths.done, json.dumps({"epochs": cfg.num_epoch, "best_val_psnr": best_psnr,
+                                                  "ranks": ranks.world, "ranks_in_sync": in_sync,
+                                                  "final": history["epochs"][-1]}, indent=2) + "\n")
+    if not in_sync:
+        raise RuntimeError("the ranks of this distributed run ended with different weights")
     return TrainResult(run_dir=paths.root, epochs=history["epochs"], best_psnr=best_psnr)
 
 

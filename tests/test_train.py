@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+import lab4.step as step_module
 import lab4.train as train_module
 from lab4 import cli
 from lab4.checkpoint import load_checkpoint
@@ -107,7 +108,7 @@ def test_an_existing_run_is_not_overwritten_by_accident(data_root, tmp_path):
 
 def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(data_root, tmp_path, monkeypatch):
     cfg = smoke(data_root, num_epoch=2, log_every=1)
-    real_loss = train_module.clip_loss
+    real_loss = step_module.clip_loss
     calls = {"n": 0}
 
     def poisoned(*args, **kwargs):
@@ -117,7 +118,7 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(data_root, tm
             out.loss = out.loss * float("nan")
         return out
 
-    monkeypatch.setattr(train_module, "clip_loss", poisoned)
+    monkeypatch.setattr(step_module, "clip_loss", poisoned)
     with pytest.raises(TrainingDiverged, match="last good"):
         train(cfg, tmp_path / "run", progress=False)
     state = load_checkpoint(tmp_path / "run/checkpoints/last.pt")

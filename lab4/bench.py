@@ -1,0 +1,550 @@
+"""`python -m lab4 bench`: the project's training step and rollouts against the naive loop.
+
+One process, one set of inputs. The NAIVE REFERENCE is written here plainly, the way the
+assignment's template (and most solutions of it) would: a Python loop over the time
+steps in which every module runs once per step on the batch, fp32, NCHW, one backward per
+clip; its rollout is a per-step loop over one sequence at a time that copies every frame
+to the host as it goes. OURS is the project's code: `lab4.step.clip_loss` under the
+precision's autocast on a model built by `lab4.train.build_model` (channels_last per the
+config), and `lab4.rollout.rollout` with all sequences in one batch.
+
+After warm-up, the training steps run alternately (naive, ours, ours, naive, ...) so
+that a machine's changing load hits every variant alike; each variant reports the
+median and spread of its repetitions. Frames/s counts predicted frames: batch x (T-1)
+per training step, sequences x (T-1) per rollout.
+
+Memory: on CUDA, torch.cuda.max_memory_allocated per variant (exact). On CPU the peak
+resident set size sampled while the variant runs (`peak_rss_mb`: the whole process, and
+an allocator may keep memory an earlier phase freed, so compare with care), the
+process's lifetime peak (`getrusage` ru_maxrss), and the bytes of activations autograd
+saves for backward in one step (`saved_activations_mb`: exact, independent of the
+allocator).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import platform
+import resource
+import statistics
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+
+from lab4.config import PROFILES, Config, make_config
+from lab4.device import autocast, autocast_dtype
+from lab4.model import VideoCVAE
+from lab4.rollout import rollout
+from lab4.step import clip_loss
+from lab4.train import build_model, build_optimizer
+
+FRAME_H, FRAME_W = 32, 64
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+# ---------------------------------------------------------------------------------------
+# The naive reference, as the template would write it
+# ---------------------------------------------------------------------------------------
+
+def naive_clip_loss(model: VideoCVAE, frames: torch.Tensor, labels: torch.Tensor, teacher_forced: bool,
+                    kl_weight: float, noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor,
+                                                                                   torch.Tensor]:
+    """The template's training_one_step: a loop over time, every module once per step.
+
+    frames, labels: (B, T, 3, H, W) in [0, 1]. Returns (loss, mse, kl), with the loss
+    summed over the T-1 steps. `noise` (B*(T-1), N, H, W), laid out as `clip_loss` takes
+    it, fixes the reparameterisation noise (for the equivalence test).
+    """
+    batch, length = frames.shape[:2]
+    if noise is not None:
+        noise = noise.unflatten(0, (batch, length - 1))
+    img = frames.permute(1, 0, 2, 3, 4)      # (T, B, C, H, W), as the template permutes
+    label = labels.permute(1, 0, 2, 3, 4)
+    mse = torch.zeros(())
+    kl = torch.zeros(())
+    out = img[0]
+    for i in range(1, length):
+        prev = img[i - 1] if teacher_forced else out.detach()
+        human_feat_hat = model.frame_transformation(prev)
+        human_feat = model.frame_transformation(img[i])
+        label_feat = model.label_transformation(label[i])
+        mu, logvar = model.Gaussian_Predictor(human_feat, label_feat)
+        eps = torch.randn_like(mu) if noise is None else noise[:, i - 1]
+        z = mu + eps * torch.exp(0.5 * logvar)
+        parm = model.Decoder_Fusion(human_feat_hat, label_feat, z)
+        raw = model.Generator(parm)
+        mse = mse + F.mse_loss(model.fit_output(raw), img[i])
+        kl = kl + (-0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()) / batch)
+        out = model.to_image(raw)
+    return mse + kl_weight * kl, mse, kl
+
+
+def naive_train_step(model: VideoCVAE, optimizer: torch.optim.Optimizer, frames: torch.Tensor,
+                     labels: torch.Tensor, teacher_forced: bool = True, kl_weight: float = 1.0,
+                     grad_clip: float = 1.0) -> torch.Tensor:
+    """One optimiser step of the naive reference: zero_grad, loop loss, backward, clip, Adam."""
+    optimizer.zero_grad()
+    loss, _, _ = naive_clip_loss(model, frames, labels, teacher_forced, kl_weight)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    return loss.detach()
+
+
+@torch.no_grad()
+def naive_rollout(model: VideoCVAE, first_frame: torch.Tensor, labels: torch.Tensor,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """The template's test loop for ONE sequence: first_frame (3, H, W), labels (T, 3, H, W).
+
+    Per step: encode the label and the last prediction, z from the prior, fuse, generate,
+    and copy the frame to the host (`.cpu()`), as the template's decoded_frame_list does.
+    """
+    model.eval()
+    out = first_frame[None]
+    decoded = [out.cpu()]
+    for i in range(1, labels.shape[0]):
+        z = torch.randn((1, model.N_dim) + tuple(out.shape[-2:]), generator=generator,
+                        device=out.device)
+        label_feat = model.label_transformation(labels[i][None])
+        human_feat_hat = model.frame_transformation(out)
+        parm = model.Decoder_Fusion(human_feat_hat, label_feat, z)
+        out = model.to_image(model.Generator(parm))
+        decoded.append(out.cpu())
+    return torch.cat(decoded)
+
+
+# ---------------------------------------------------------------------------------------
+# The project's step, as lab4.train runs it
+# ---------------------------------------------------------------------------------------
+
+def project_train_step(model: VideoCVAE, optimizer: torch.optim.Optimizer, frames: torch.Tensor,
+                       labels: torch.Tensor, teacher_forced: bool, kl_weight: float, device: torch.device,
+                       amp_dtype: torch.dtype | None, scaler: torch.amp.GradScaler,
+                       grad_clip: float = 1.0) -> torch.Tensor:
+    """The body of lab4.train's batch loop: clip_loss under autocast, then the optimiser step."""
+    with autocast(device, amp_dtype):
+        out = clip_loss(model, frames, labels, teacher_forced, kl_weight)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(out.loss).backward()
+    if grad_clip > 0:
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+    return out.loss.detach()
+
+
+# ---------------------------------------------------------------------------------------
+# Measuring
+# ---------------------------------------------------------------------------------------
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def current_rss_bytes() -> int | None:
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class PeakMemory:
+    """Peak memory while a block runs: CUDA max_memory_allocated, or sampled RSS on CPU."""
+
+    def __init__(self, device: torch.device, interval: float = 0.02):
+        self.device = device
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval):
+            rss = current_rss_bytes()
+            if rss is not None:
+                self.peak = max(self.peak, rss)
+
+    def __enter__(self) -> "PeakMemory":
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        else:
+            self.peak = max(self.peak, current_rss_bytes() or 0)
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.device.type == "cuda":
+            self.peak = max(self.peak, torch.cuda.max_memory_allocated(self.device))
+        else:
+            self._stop.set()
+            assert self._thread is not None
+            self._thread.join()
+            self.peak = max(self.peak, current_rss_bytes() or 0)
+
+
+def saved_activation_bytes(fn: Callable[[], Any], params: list[torch.Tensor]) -> int:
+    """Bytes of the tensors autograd saves for backward while fn() runs (parameters excluded)."""
+    skip = {p.untyped_storage().data_ptr() for p in params}
+    seen: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in skip:
+            seen[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return sum(seen.values())
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    if len(ordered) >= 2:
+        q1, _, q3 = statistics.quantiles(ordered, n=4, method="inclusive")
+    else:
+        q1 = q3 = ordered[0]
+    return {"median": statistics.median(ordered), "min": ordered[0], "max": ordered[-1], "q1": q1, "q3": q3}
+
+
+def allocator_in_use() -> str:
+    """Which malloc the process runs on: tcmalloc or jemalloc when preloaded/linked, else glibc."""
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:
+        maps = os.environ.get("LD_PRELOAD", "")
+    for name in ("tcmalloc", "jemalloc", "mimalloc"):
+        if f"lib{name}" in maps:
+            return name
+    return "glibc" if platform.system() == "Linux" else "system"
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    name = platform.processor() or platform.machine()
+    flags: set[str] = set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        pass
+    extras = [f for f in ("avx512f", "avx512_bf16", "amx_bf16") if f in flags]
+    return f"{name} ({', '.join(extras)})" if extras else name
+
+
+# ---------------------------------------------------------------------------------------
+# The benchmark
+# ---------------------------------------------------------------------------------------
+
+@dataclass
+class Variant:
+    """One configuration of the project's code: its precision and memory layout."""
+    precision: str
+    channels_last: bool
+    amp_dtype: torch.dtype | None
+
+    @property
+    def name(self) -> str:
+        dtype = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.amp_dtype]
+        return f"ours {dtype} {'channels_last' if self.channels_last else 'NCHW'}"
+
+
+def bench_config(args: argparse.Namespace, precision: str = "fp32", channels_last: bool = True) -> Config:
+    return make_config(args.sizes, {"batch_size": args.batch, "train_vi_len": args.clip,
+                                    "precision": precision, "channels_last": channels_last,
+                                    "device": args.device})
+
+
+def parse_variants(args: argparse.Namespace, device: torch.device) -> list[Variant]:
+    precisions = [p.strip() for p in args.precision.split(",") if p.strip()]
+    for p in precisions:
+        if p not in PRECISIONS:
+            raise ValueError(f"--precision {p!r}: expected one or more of {', '.join(PRECISIONS)}, comma-separated")
+    default_cl = make_config(args.sizes).channels_last
+    layouts = {"config": [default_cl], "on": [True], "off": [False], "both": [True, False]}[args.channels_last]
+    variants, seen = [], set()
+    for p in precisions:
+        for cl in layouts:
+            dtype = autocast_dtype(bench_config(args, p, cl), device)
+            if (dtype, cl) not in seen:
+                seen.add((dtype, cl))
+                variants.append(Variant(p, cl, dtype))
+    if any(v.amp_dtype == torch.float16 for v in variants) and device.type == "cpu":
+        raise ValueError("--precision fp16 is for CUDA; on CPU use fp32 or bf16")
+    return variants
+
+
+def resolve_bench_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda, but torch sees no CUDA GPU")
+    return torch.device(name)
+
+
+def run_bench(args: argparse.Namespace, log: Callable[[str], None] = print) -> dict[str, Any]:
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    if args.batch < 1 or args.clip < 2 or args.reps < 1 or args.warmup < 0 or args.rollout_frames < 2:
+        raise ValueError("bench: need --batch >= 1, --clip >= 2, --reps >= 1, --warmup >= 0, --rollout-frames >= 2")
+    device = resolve_bench_device(args.device)
+    variants = parse_variants(args, device)
+    cfg = bench_config(args)
+    torch.manual_seed(args.seed)
+    gen = torch.Generator().manual_seed(args.seed)
+
+    # One set of weights for every model; each variant trains its own copy.
+    naive_model = VideoCVAE(cfg.F_dim, cfg.L_dim, cfg.N_dim, cfg.D_out_dim, output=cfg.output).to(device)
+    naive_model.train()
+    naive_opt = build_optimizer(cfg, naive_model)
+    ours = []
+    for v in variants:
+        model = build_model(bench_config(args, v.precision, v.channels_last)).to(device)
+        model.load_state_dict(naive_model.state_dict())
+        model.train()
+        ours.append((v, model, build_optimizer(cfg, model),
+                     torch.amp.GradScaler(device.type, enabled=v.amp_dtype == torch.float16)))
+
+    frames = torch.rand((args.batch, args.clip, 3, FRAME_H, FRAME_W), generator=gen).to(device)
+    labels = torch.rand((args.batch, args.clip, 3, FRAME_H, FRAME_W), generator=gen).to(device)
+    per_step = args.batch * (args.clip - 1)
+    params = sum(p.numel() for p in naive_model.parameters())
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if not modes or any(m not in ("tf", "free") for m in modes):
+        raise ValueError(f"--modes {args.modes!r}: expected tf, free or tf,free")
+
+    result: dict[str, Any] = {
+        "settings": {
+            "sizes": args.sizes, "F_dim": cfg.F_dim, "L_dim": cfg.L_dim, "N_dim": cfg.N_dim,
+            "D_out_dim": cfg.D_out_dim, "params": params, "batch": args.batch, "clip": args.clip,
+            "predicted_frames_per_step": per_step, "reps": args.reps, "warmup": args.warmup,
+            "precision": args.precision, "channels_last": args.channels_last, "modes": modes,
+            "rollout_frames": args.rollout_frames, "rollout_sequences": args.sequences,
+            "rollout_reps": args.rollout_reps, "kl_weight": args.kl_weight, "grad_clip": cfg.grad_clip,
+            "lr": cfg.lr, "seed": args.seed, "frame": [FRAME_H, FRAME_W],
+            "naive": "template loop: per time step encode prev + current frame, label, posterior, "
+                     "reparameterise, fuse, generate; fp32, NCHW, one backward per clip, Adam, grad clip",
+            "variants": [{"name": v.name, "precision": v.precision, "channels_last": v.channels_last,
+                          "amp_dtype": str(v.amp_dtype).replace("torch.", "") if v.amp_dtype else "fp32"}
+                         for v in variants],
+        },
+        "env": {
+            "device": device.type, "device_name": device_name(device), "torch": torch.__version__,
+            "threads": torch.get_num_threads(), "python": platform.python_version(),
+            "allocator": allocator_in_use(), "ld_preload": os.environ.get("LD_PRELOAD", ""),
+            "cpu_count": os.cpu_count(),
+        },
+        "train": {},
+        "rollout": {},
+    }
+    log(f"lab4 bench: {args.sizes} sizes (F={cfg.F_dim} L={cfg.L_dim} N={cfg.N_dim} D={cfg.D_out_dim}, "
+        f"{params / 1e6:.2f} M params), batch {args.batch}, clip {args.clip} ({per_step} predicted frames/step)")
+    env = result["env"]
+    log(f"device {env['device_name']}, torch {env['torch']}, {env['threads']} threads, "
+        f"allocator {env['allocator']}")
+
+    # --- training steps -----------------------------------------------------------------
+    for mode in modes:
+        forced = mode == "tf"
+        steps: dict[str, Callable[[], Any]] = {
+            "naive": lambda: naive_train_step(naive_model, naive_opt, frames, labels, forced, args.kl_weight,
+                                              cfg.grad_clip)}
+        for v, model, opt, scaler in ours:
+            steps[v.name] = (lambda v=v, model=model, opt=opt, scaler=scaler: project_train_step(
+                model, opt, frames, labels, forced, args.kl_weight, device, v.amp_dtype, scaler, cfg.grad_clip))
+        names = list(steps)
+        times: dict[str, list[float]] = {n: [] for n in names}
+        memory = {n: PeakMemory(device) for n in names}
+        log(f"\ntraining step ({'teacher forced' if forced else 'free running: previous frame = own prediction'})"
+            f": {args.warmup} warm-up + {args.reps} timed reps each, alternating")
+        for n in names:
+            for _ in range(args.warmup):
+                steps[n]()
+            sync(device)
+        for rep in range(args.reps):
+            order = names if rep % 2 == 0 else names[::-1]
+            for n in order:
+                with memory[n]:
+                    sync(device)
+                    start = time.perf_counter()
+                    steps[n]()
+                    sync(device)
+                    times[n].append(time.perf_counter() - start)
+        saved = {"naive": saved_activation_bytes(
+            lambda: naive_clip_loss(naive_model, frames, labels, forced, args.kl_weight),
+            list(naive_model.parameters()))}
+        for v, model, _, _ in ours:
+            def forward(v=v, model=model):
+                with autocast(device, v.amp_dtype):
+                    return clip_loss(model, frames, labels, forced, args.kl_weight)
+            saved[v.name] = saved_activation_bytes(forward, list(model.parameters()))
+        naive_fps = statistics.median(per_step / t for t in times["naive"])
+        section = {}
+        for n in names:
+            fps = [per_step / t for t in times[n]]
+            section[n] = {
+                "frames_per_s": summary(fps), "step_s": times[n],
+                "ratio_vs_naive": statistics.median(fps) / naive_fps,
+                "peak_mem_mb": memory[n].peak / 2**20,
+                "peak_mem_kind": "cuda_max_memory_allocated" if device.type == "cuda" else "sampled_rss",
+                "saved_activations_mb": saved[n] / 2**20,
+            }
+        result["train"][mode] = section
+
+    # --- rollouts -----------------------------------------------------------------------
+    seqs, length = args.sequences, args.rollout_frames
+    first = torch.rand((seqs, 3, FRAME_H, FRAME_W), generator=gen).to(device)
+    roll_labels = torch.rand((seqs, length, 3, FRAME_H, FRAME_W), generator=gen).to(device)
+    roll_gen = torch.Generator(device=device).manual_seed(args.seed)
+    best_v, best_model = ours[0][0], ours[0][1]
+    # name -> (function, sequences it rolls out)
+    runs: dict[str, tuple[Callable[[], Any], int]] = {
+        "naive 1 seq": (lambda: naive_rollout(naive_model, first[0], roll_labels[0], roll_gen), 1),
+        f"naive {seqs} sequential": (lambda: [naive_rollout(naive_model, first[s], roll_labels[s], roll_gen)
+                                              for s in range(seqs)], seqs),
+    }
+    for v, model, _, _ in ours:
+        runs[f"{v.name}: 1 seq"] = (lambda v=v, model=model: rollout(
+            model, first[:1], roll_labels[:1], generator=roll_gen, dtype=v.amp_dtype), 1)
+        runs[f"{v.name}: {seqs} batched"] = (lambda v=v, model=model: rollout(
+            model, first, roll_labels, generator=roll_gen, dtype=v.amp_dtype), seqs)
+    if not args.skip_sequential_ours:
+        runs[f"{best_v.name}: {seqs} sequential"] = (lambda: [rollout(
+            best_model, first[s:s + 1], roll_labels[s:s + 1], generator=roll_gen, dtype=best_v.amp_dtype)
+            for s in range(seqs)], seqs)
+    log(f"\nrollouts: {length} frames, {args.rollout_reps} timed rep(s) each after a short warm-up, alternating")
+    # Warm-up: a short rollout of each shape so that kernel selection is not timed.
+    warm_labels = roll_labels[:, : min(length, 4)]
+    naive_rollout(naive_model, first[0], warm_labels[0], roll_gen)
+    for v, model, _, _ in ours:
+        rollout(model, first[:1], warm_labels[:1], generator=roll_gen, dtype=v.amp_dtype)
+        rollout(model, first, warm_labels, generator=roll_gen, dtype=v.amp_dtype)
+    sync(device)
+    roll_times: dict[str, list[float]] = {n: [] for n in runs}
+    roll_mem = {n: PeakMemory(device) for n in runs}
+    names = list(runs)
+    for rep in range(args.rollout_reps):
+        for n in (names if rep % 2 == 0 else names[::-1]):
+            with roll_mem[n]:
+                sync(device)
+                start = time.perf_counter()
+                runs[n][0]()
+                sync(device)
+                roll_times[n].append(time.perf_counter() - start)
+    for n in names:
+        count = runs[n][1] * (length - 1)
+        fps = [count / t for t in roll_times[n]]
+        result["rollout"][n] = {"sequences": runs[n][1], "frames": count, "frames_per_s": summary(fps), "seconds": roll_times[n],
+                                "peak_mem_mb": roll_mem[n].peak / 2**20}
+    seq_fps = result["rollout"][f"naive {seqs} sequential"]["frames_per_s"]["median"]
+    one_fps = result["rollout"]["naive 1 seq"]["frames_per_s"]["median"]
+    for n in names:
+        entry = result["rollout"][n]
+        base = seq_fps if entry["sequences"] > 1 else one_fps
+        entry["ratio_vs_naive"] = entry["frames_per_s"]["median"] / base
+    result["rollout_ratio_batched_vs_sequential"] = (
+        result["rollout"][f"{best_v.name}: {seqs} batched"]["frames_per_s"]["median"] / seq_fps)
+    result["train_ratio"] = result["train"][modes[0]][best_v.name]["ratio_vs_naive"]
+    result["env"]["peak_rss_mb_lifetime"] = peak_rss_lifetime_mb()
+    return result
+
+
+def peak_rss_lifetime_mb() -> float:
+    """The process's peak resident set size (ru_maxrss: KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (2**20 if sys.platform == "darwin" else 2**10)
+
+
+def spread(s: dict[str, float]) -> str:
+    return f"{s['min']:.3g}-{s['max']:.3g}"
+
+
+def format_table(result: dict[str, Any]) -> str:
+    settings, env = result["settings"], result["env"]
+    mem = "peak GPU MB" if env["device"] == "cuda" else "peak RSS MB"
+    lines = []
+    for mode, section in result["train"].items():
+        title = "teacher forced" if mode == "tf" else "free running"
+        lines.append(f"\ntraining step, {title}: batch {settings['batch']} x {settings['clip'] - 1} predicted "
+                     f"frames, {settings['reps']} reps")
+        lines.append(f"  {'':34} {'frames/s':>9} {'min-max':>13} {'step s':>8} {'vs naive':>9} "
+                     f"{mem:>12} {'saved act MB':>13}")
+        for name, row in section.items():
+            fps = row["frames_per_s"]
+            lines.append(f"  {name:34} {fps['median']:9.3g} {spread(fps):>13} "
+                         f"{statistics.median(row['step_s']):8.3g} {row['ratio_vs_naive']:8.2f}x "
+                         f"{row['peak_mem_mb']:12.0f} {row['saved_activations_mb']:13.0f}")
+    lines.append(f"\nrollouts: {settings['rollout_frames']} frames per sequence, prior z, "
+                 f"{settings['rollout_reps']} rep(s)")
+    lines.append(f"  {'':44} {'frames/s':>9} {'min-max':>13} {'seconds':>8} {'vs naive':>9} {mem:>12}")
+    for name, row in result["rollout"].items():
+        fps = row["frames_per_s"]
+        lines.append(f"  {name:44} {fps['median']:9.3g} {spread(fps):>13} "
+                     f"{statistics.median(row['seconds']):8.3g} {row['ratio_vs_naive']:8.2f}x {row['peak_mem_mb']:12.0f}")
+    first = result["settings"]["variants"][0]["name"]
+    lines.append(f"\nratio training ({first} / naive): {result['train_ratio']:.2f}x")
+    lines.append(f"ratio rollout ({first}, {settings['rollout_sequences']} batched / naive "
+                 f"{settings['rollout_sequences']} sequential): {result['rollout_ratio_batched_vs_sequential']:.2f}x")
+    lines.append(f"process peak RSS {env['peak_rss_mb_lifetime']:.0f} MB; allocator {env['allocator']}; "
+                 f"{env['threads']} threads; torch {env['torch']}; {env['device_name']}")
+    return "\n".join(lines)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from lab4.io import atomic_write_text
+
+    result = run_bench(args)
+    print(format_table(result))
+    out = Path(args.out)
+    atomic_write_text(out, json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="time the project's training step and rollouts against the naive loop",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", default="lab", choices=list(PROFILES),
+                   help="model sizes of this profile: lab (template, default), quick (CPU), smoke (tests)")
+    p.add_argument("--batch", type=int, default=2, help="clips per training step (default 2, the template's)")
+    p.add_argument("--clip", type=int, default=16, help="frames per training clip (default 16)")
+    p.add_argument("--reps", type=int, default=5, help="timed training steps per variant (default 5)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed training steps per variant first (default 2)")
+    p.add_argument("--precision", default="auto",
+                   help="the project's precision, or several comma-separated (each a variant), from "
+                        "auto, fp32, bf16, fp16; auto follows the config (fp32 on CPU, bf16/fp16 on CUDA). "
+                        "The first variant gives the headline ratios")
+    p.add_argument("--channels-last", default="config", choices=["config", "on", "off", "both"],
+                   help="the project's memory layout: the config's (channels_last on), on, off, or both")
+    p.add_argument("--modes", default="tf",
+                   help="training modes: tf (teacher forced), free (own predictions fed back), or tf,free")
+    p.add_argument("--rollout-frames", type=int, default=630, help="frames per rolled-out sequence (default 630)")
+    p.add_argument("--sequences", type=int, default=5, help="sequences rolled out (default 5, the test set's)")
+    p.add_argument("--rollout-reps", type=int, default=1, help="timed repetitions of each rollout (default 1)")
+    p.add_argument("--skip-sequential-ours", action="store_true",
+                   help="do not time the project's rollout run one sequence at a time")
+    p.add_argument("--kl-weight", type=float, default=1.0)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="bench.json", help="where to write the numbers (default bench.json)")
+    p.set_defaults(func=cmd_bench)

@@ -1,0 +1,432 @@
+"""The report's figures: functions that take pandas tables (or frame arrays) and return a
+matplotlib Figure. Nothing here reads files or touches pyplot's global state: figures are
+`matplotlib.figure.Figure` objects, shown inline by Jupyter and saved by `lab4.report`.
+
+Tables are the ones `lab4.results` reads: per-epoch rows (train_log.csv + a `run`
+column), per-iteration rows (iter_log.csv + `run`), per-frame validation rows
+(val_psnr.csv + `run`, and `base`/`seed` when seeds are repeated).
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from lab4.scrubber import difference_image
+
+BASELINE_STYLE = {"color": "0.25", "linestyle": "--", "linewidth": 1.2}
+BASELINE_LABEL = "repeat-first-frame baseline"
+sns.set_theme(style="whitegrid", context="notebook")
+
+
+def _colors(names: Sequence[str]) -> dict[str, tuple]:
+    palette = sns.color_palette("tab10", max(10, len(names)))
+    return {name: palette[i % len(palette)] for i, name in enumerate(names)}
+
+
+def _label(name: str, labels: Mapping[str, str] | None) -> str:
+    return (labels or {}).get(name, name)
+
+
+def _runs(df: pd.DataFrame, runs: Sequence[str] | None) -> list[str]:
+    if runs is not None:
+        return [r for r in runs if not df.empty and r in set(df["run"])]
+    return list(dict.fromkeys(df["run"])) if not df.empty and "run" in df else []
+
+
+def _empty(title: str, message: str) -> Figure:
+    fig = Figure(figsize=(6, 2.5), layout="constrained")
+    ax = fig.add_subplot()
+    ax.axis("off")
+    ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True)
+    fig.suptitle(title)
+    return fig
+
+
+def fractional_epoch(iters: pd.DataFrame) -> pd.Series:
+    """x position in epochs of each iteration-log row of one run: epoch e covers (e-1, e]."""
+    ends = iters.groupby("epoch")["iteration"].max()
+    starts = ends.shift(1, fill_value=0)
+    start = iters["epoch"].map(starts)
+    length = (iters["epoch"].map(ends) - start).clip(lower=1)
+    return iters["epoch"] - 1 + (iters["iteration"] - start) / length
+
+
+# ---------------------------------------------------------------------------------------
+# 1. Teacher forcing over epochs, with the loss
+# ---------------------------------------------------------------------------------------
+
+
+def fig_teacher_forcing(epochs: pd.DataFrame, runs: Sequence[str] | None = None,
+                        labels: Mapping[str, str] | None = None, title: str | None = None) -> Figure:
+    """One panel per run: train loss and MSE per epoch (log scale, left) with the
+    teacher-forcing ratio and the share of teacher-forced batches (right)."""
+    names = _runs(epochs, runs)
+    title = title or "Teacher-forcing ratio and training loss over epochs"
+    if not names:
+        return _empty(title, "no teacher-forcing runs to show")
+    cols = min(3, len(names))
+    rows = int(np.ceil(len(names) / cols))
+    fig = Figure(figsize=(4.6 * cols, 3.4 * rows), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+    for ax, name in zip(axes, names):
+        df = epochs[epochs["run"] == name].sort_values("epoch")
+        ax.plot(df["epoch"], df["train_loss"], "-o", ms=3, color="C0", label="train loss (MSE + beta KL)")
+        ax.plot(df["epoch"], df["train_mse"], "-s", ms=3, color="C2", label="train MSE")
+        val = df.dropna(subset=["val_mse"]) if "val_mse" in df else df.iloc[:0]
+        if not val.empty:
+            ax.plot(val["epoch"], val["val_mse"], "--^", ms=3, color="C3", label="val MSE (rollout)")
+        ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("loss (log scale)")
+        ax.set_title(_label(name, labels), fontsize=10)
+        tf = ax.twinx()
+        tf.grid(False)
+        tf.step(df["epoch"], df["tfr"], where="mid", color="C1", lw=2, label="teacher-forcing ratio")
+        tf.plot(df["epoch"], df["teacher_forced"], "x", color="C4", ms=6, label="share of batches teacher-forced")
+        tf.set_ylim(-0.05, 1.05)
+        tf.set_ylabel("teacher forcing", color="C1")
+    for ax in axes[len(names):]:
+        ax.axis("off")
+    handles = axes[0].get_legend_handles_labels()
+    tf_handles = [Line2D([], [], color="C1", lw=2), Line2D([], [], color="C4", marker="x", ls="")]
+    fig.legend(handles[0] + tf_handles,
+               handles[1] + ["teacher-forcing ratio", "share of batches teacher-forced"],
+               loc="outside lower center", ncol=5, fontsize=8, frameon=False)
+    fig.suptitle(title)
+    return fig
+
+
+# ---------------------------------------------------------------------------------------
+# 2. KL annealing: loss curves and the beta schedules
+# ---------------------------------------------------------------------------------------
+
+
+def fig_kl_annealing(epochs: pd.DataFrame, iters: pd.DataFrame, runs: Sequence[str] | None = None,
+                     labels: Mapping[str, str] | None = None, title: str | None = None) -> Figure:
+    """Train total loss, train MSE, KL (per logged iteration) and val MSE (per validation)
+    for each run overlaid; beneath, each run's beta schedule."""
+    names = _runs(epochs, runs)
+    title = title or "KL annealing: loss curves and beta schedules"
+    if not names:
+        return _empty(title, "no KL-annealing runs to show")
+    colors = _colors(names)
+    fig = Figure(figsize=(11, 6.5 + 0.9 * len(names)), layout="constrained")
+    grid = fig.add_gridspec(2 + len(names), 2, height_ratios=[3, 3] + [1] * len(names))
+    panels = {
+        "loss": fig.add_subplot(grid[0, 0]), "mse": fig.add_subplot(grid[0, 1]),
+        "kl": fig.add_subplot(grid[1, 0]), "val": fig.add_subplot(grid[1, 1]),
+    }
+    betas = [fig.add_subplot(grid[2 + i, :]) for i in range(len(names))]
+    for name, beta_ax in zip(names, betas):
+        color = colors[name]
+        it = iters[iters["run"] == name].sort_values("iteration") if not iters.empty else iters
+        ep = epochs[epochs["run"] == name].sort_values("epoch")
+        if not it.empty:
+            x = fractional_epoch(it)
+            panels["loss"].plot(x, it["loss"], color=color, lw=1, label=_label(name, labels))
+            panels["mse"].plot(x, it["mse"], color=color, lw=1)
+            panels["kl"].plot(x, it["kl"], color=color, lw=1)
+            beta_ax.plot(x, it["beta"], color=color, lw=1.5)
+        else:  # no iteration log: per-epoch means
+            x = ep["epoch"]
+            panels["loss"].plot(x, ep["train_loss"], "-o", ms=3, color=color, label=_label(name, labels))
+            panels["mse"].plot(x, ep["train_mse"], "-o", ms=3, color=color)
+            panels["kl"].plot(x, ep["train_kl"], "-o", ms=3, color=color)
+            beta_ax.step(x, ep["beta"], where="post", color=color)
+        val = ep.dropna(subset=["val_mse"])
+        panels["val"].plot(val["epoch"], val["val_mse"], "-o", ms=4, color=color)
+        beta_ax.set_ylim(-0.05, max(1.05, float(it["beta"].max() if not it.empty else ep["beta"].max()) * 1.05))
+        beta_ax.set_ylabel("beta", fontsize=8)
+        beta_ax.set_title(f"beta schedule: {_label(name, labels)}", fontsize=9, loc="left")
+        beta_ax.set_xlim(left=0)
+    for key, text in (("loss", "train loss = MSE + beta KL"), ("mse", "train MSE (per pixel)"),
+                      ("kl", "train KL (summed over latents / batch)"),
+                      ("val", "val MSE of the full rollout (z from the prior)")):
+        panels[key].set_title(text, fontsize=10)
+        panels[key].set_yscale("log")
+        panels[key].set_xlabel("epoch")
+        panels[key].set_xlim(left=0)
+    betas[-1].set_xlabel("epoch")
+    fig.legend(loc="outside upper right", fontsize=8, ncol=len(names))
+    fig.suptitle(title)
+    return fig
+
+
+# ---------------------------------------------------------------------------------------
+# 3. PSNR per frame of the validation rollout
+# ---------------------------------------------------------------------------------------
+
+
+def fig_psnr_per_frame(frames: pd.DataFrame, labels: Mapping[str, str] | None = None,
+                       title: str | None = None, group: str = "base") -> Figure:
+    """PSNR of every frame of the validation rollout, one line per run (mean across seeds,
+    with a band of +/- one standard deviation where a run has several seeds), and the
+    repeat-first-frame baseline on the same frames."""
+    title = title or "PSNR per frame of the validation rollout"
+    if frames.empty:
+        return _empty(title, "no validation rollout to show")
+    key = group if group in frames else "run"
+    names = list(dict.fromkeys(frames[key]))
+    colors = _colors(names)
+    fig = Figure(figsize=(11, 4.6), layout="constrained")
+    ax = fig.add_subplot()
+    for name in names:
+        df = frames[frames[key] == name]
+        stats = df.groupby("frame")["psnr"].agg(["mean", "std", "count"])
+        seeds = int(stats["count"].max())
+        label = _label(name, labels) + (f" (mean of {seeds} seeds, ±1 sd)" if seeds > 1 else "")
+        ax.plot(stats.index, stats["mean"], color=colors[name], lw=1.2, label=label)
+        if seeds > 1:
+            ax.fill_between(stats.index, stats["mean"] - stats["std"].fillna(0), stats["mean"] + stats["std"].fillna(0),
+                            color=colors[name], alpha=0.2, lw=0)
+    baseline = frames.groupby("frame")["baseline_psnr"].mean()
+    ax.plot(baseline.index, baseline.values, label=BASELINE_LABEL, **BASELINE_STYLE)
+    if baseline.index.max() > 600:
+        ax.axvline(600.5, color="0.6", lw=0.8, ls=":")
+        ax.text(600.5, ax.get_ylim()[1], " last scored frame (600)", fontsize=8, va="top", color="0.4")
+    ax.set_xlabel("frame of the rollout (frame 0 is given)")
+    ax.set_ylabel("PSNR (dB)")
+    ax.set_xlim(1, int(frames["frame"].max()))
+    ax.legend(fontsize=8, ncol=2, loc="best")
+    fig.suptitle(title)
+    return fig
+
+
+# ---------------------------------------------------------------------------------------
+# 4. Val PSNR per epoch, and PSNR per frame over epochs for one run
+# ---------------------------------------------------------------------------------------
+
+
+def fig_val_psnr_epochs(epochs: pd.DataFrame, labels: Mapping[str, str] | None = None,
+                        title: str | None = None) -> Figure:
+    """Mean val PSNR at every validation, one line per run, with the baseline."""
+    title = title or "Validation PSNR per epoch"
+    val = epochs.dropna(subset=["val_psnr"]) if "val_psnr" in epochs else epochs.iloc[:0]
+    if val.empty:
+        return _empty(title, "no validation has run")
+    names = list(dict.fromkeys(val["run"]))
+    colors = _colors(names)
+    fig = Figure(figsize=(9, 4.4), layout="constrained")
+    ax = fig.add_subplot()
+    for name in names:
+        df = val[val["run"] == name].sort_values("epoch")
+        ax.plot(df["epoch"], df["val_psnr"], "-o", ms=4, color=colors[name], label=_label(name, labels))
+    ax.axhline(float(val["baseline_psnr"].mean()), label=BASELINE_LABEL, **BASELINE_STYLE)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("mean PSNR over the rollout (dB)")
+    ax.legend(fontsize=8, loc="best")
+    fig.suptitle(title)
+    return fig
+
+
+def fig_psnr_heatmap(frames: pd.DataFrame, run: str | None = None, title: str | None = None) -> Figure:
+    """PSNR of every frame (x) at every validation (y) of one run."""
+    df = frames[frames["run"] == run] if run is not None and "run" in frames else frames
+    title = title or f"PSNR per frame over epochs{f': {run}' if run else ''}"
+    if df.empty:
+        return _empty(title, "no validations to show")
+    grid = df.pivot_table(index="epoch", columns="frame", values="psnr", aggfunc="mean").sort_index()
+    fig = Figure(figsize=(11, 1.6 + 0.32 * len(grid)), layout="constrained")
+    ax = fig.add_subplot()
+    frames_x = grid.columns.to_numpy()
+    image = ax.imshow(grid.to_numpy(), aspect="auto", cmap="viridis", interpolation="nearest",
+                      extent=(frames_x.min() - 0.5, frames_x.max() + 0.5, len(grid) - 0.5, -0.5))
+    ax.set_yticks(range(len(grid)))
+    ax.set_yticklabels([str(e) for e in grid.index])
+    ax.set_ylabel("epoch")
+    ax.set_xlabel("frame of the rollout")
+    ax.grid(False)
+    fig.colorbar(image, ax=ax, label="PSNR (dB)")
+    fig.suptitle(title)
+    return fig
+
+
+# ---------------------------------------------------------------------------------------
+# 5. A strip of frames
+# ---------------------------------------------------------------------------------------
+
+
+def default_steps(length: int, count: int = 6) -> list[int]:
+    """`count` frames spread over 1..length-1 (the predicted ones)."""
+    if length < 2:
+        return []
+    return sorted(set(np.linspace(1, length - 1, min(count, length - 1)).round().astype(int).tolist()))
+
+
+def fig_frame_strip(labels: np.ndarray, truth: np.ndarray, prediction: np.ndarray,
+                    psnr: np.ndarray | None = None, steps: Sequence[int] | None = None,
+                    title: str | None = None, gain: float = 4.0) -> Figure:
+    """Rows: pose label, ground truth, prediction, |prediction - truth| (x gain); columns:
+    the chosen frames. Arrays are uint8 (T, 3, H, W); psnr[t-1] is frame t's PSNR."""
+    steps = list(steps) if steps is not None else default_steps(len(truth))
+    title = title or "Pose, ground truth, prediction and error at chosen frames"
+    if not steps:
+        return _empty(title, "the rollout has no predicted frames")
+    rows = [("pose label", labels), ("ground truth", truth), ("prediction", prediction)]
+    height, width = truth.shape[-2:]
+    fig = Figure(figsize=(1.9 * len(steps) + 0.9, 4 * 1.9 * height / width + 1.0), layout="constrained")
+    axes = fig.subplots(4, len(steps), squeeze=False)
+    for j, t in enumerate(steps):
+        for i, (name, array) in enumerate(rows):
+            axes[i, j].imshow(array[t].transpose(1, 2, 0), interpolation="nearest")
+        axes[3, j].imshow(difference_image(prediction[t], truth[t], gain).transpose(1, 2, 0),
+                          interpolation="nearest")
+        head = f"frame {t}"
+        if psnr is not None and 1 <= t <= len(psnr):
+            head += f"\n{psnr[t - 1]:.1f} dB"
+        axes[0, j].set_title(head, fontsize=9)
+    for i, name in enumerate([r[0] for r in rows] + [f"|error| x{gain:g}"]):
+        axes[i, 0].set_ylabel(name, fontsize=9)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.grid(False)
+    fig.suptitle(title)
+    return fig
+
+
+# ---------------------------------------------------------------------------------------
+# 6. The results table
+# ---------------------------------------------------------------------------------------
+
+TABLE_COLUMNS = {
+    "run": "run",
+    "settings": "settings",
+    "seeds": "seeds",
+    "val_psnr_mean": "val PSNR\nall frames",
+    "val_psnr_1_600": "val PSNR\nframes 1-600",
+    "val_psnr_last": "val PSNR\nlast frame",
+    "baseline_psnr_mean": "baseline\nall frames",
+    "baseline_psnr_1_600": "baseline\nframes 1-600",
+    "baseline_psnr_last": "baseline\nlast frame",
+    "best_val_psnr": "best epoch\nval PSNR",
+    "test_psnr": "test score\n(all seqs)",
+    "test_baseline_psnr": "test\nbaseline",
+}
+
+
+def results_table(summary: pd.DataFrame, frames: pd.DataFrame) -> pd.DataFrame:
+    """One row per plan run (seeds averaged): its settings and PSNR over all predicted
+    frames, frames 1-600 and the last frame of the final validation rollout, the
+    repeat-first-frame baseline on the same frames, the best epoch's mean, the test score.
+
+    summary: the sweep's summary.csv rows (run, base, settings, best_val_psnr, test_*).
+    frames: per-frame PSNR of each run's last validation (run, base, seed, frame, psnr, baseline_psnr).
+    """
+    if summary.empty:
+        return pd.DataFrame(columns=list(TABLE_COLUMNS))
+    rows = []
+    per_run = []
+    for name, df in frames.groupby("run", sort=False) if not frames.empty else []:
+        scored = df[df["frame"] <= 600]
+        last = df[df["frame"] == df["frame"].max()]
+        per_run.append({"run": name, "val_psnr_mean": df["psnr"].mean(), "val_psnr_1_600": scored["psnr"].mean(),
+                        "val_psnr_last": last["psnr"].mean(), "baseline_psnr_mean": df["baseline_psnr"].mean(),
+                        "baseline_psnr_1_600": scored["baseline_psnr"].mean(),
+                        "baseline_psnr_last": last["baseline_psnr"].mean()})
+    measured = pd.DataFrame(per_run)
+    merged = summary.merge(measured, on="run", how="left") if not measured.empty else summary.copy()
+    base_col = "base" if "base" in merged else "run"
+    for base, df in merged.groupby(base_col, sort=False):
+        row: dict = {"run": base, "settings": df["settings"].iloc[0] if "settings" in df else "",
+                     "seeds": ", ".join(str(int(s)) for s in df["seed"]) if "seed" in df else ""}
+        for col in TABLE_COLUMNS:
+            if col in ("run", "settings", "seeds"):
+                continue
+            row[col] = pd.to_numeric(df[col], errors="coerce").mean() if col in df else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
+
+
+def fig_table(table: pd.DataFrame, title: str | None = None, note: str | None = None,
+              wrap: int = 48) -> Figure:
+    """A DataFrame drawn as a table (numbers to 2 decimals), for the report PDF."""
+    import textwrap
+
+    title = title or "Results"
+    if table.empty:
+        return _empty(title, "no results")
+    headers = [TABLE_COLUMNS.get(c, c) for c in table.columns]
+    cells = []
+    for _, row in table.iterrows():
+        line = []
+        for col in table.columns:
+            value = row[col]
+            if isinstance(value, (float, np.floating)):
+                line.append("n/a" if np.isnan(value) else f"{value:.2f}")
+            else:
+                line.append(textwrap.fill(str(value), wrap) if col == "settings" else str(value))
+        cells.append(line)
+    lines_per_row = [max(c.count("\n") + 1 for c in line) for line in cells]
+    height = 1.4 + 0.25 * (3 + sum(lines_per_row)) + (0.5 if note else 0)
+    fig = Figure(figsize=(16, height), layout="constrained")
+    ax = fig.add_subplot()
+    ax.axis("off")
+    widths = [0.09 if c == "run" else 0.25 if c == "settings" else 0.05 if c == "seeds" else 0.061
+              for c in table.columns]
+    tab = ax.table(cellText=cells, colLabels=headers, loc="upper center", cellLoc="center", colWidths=widths)
+    tab.auto_set_font_size(False)
+    tab.set_fontsize(7.5)
+    for (r, c), cell in tab.get_celld().items():
+        lines = 2 if r == 0 else lines_per_row[r - 1]
+        cell.set_height(0.06 + 0.035 * lines if len(cells) < 8 else cell.get_height() * lines)
+        if r == 0:
+            cell.set_text_props(weight="bold")
+            cell.set_facecolor("#e8e8f0")
+        if table.columns[c] == "settings" and r > 0:
+            cell.set_text_props(ha="left")
+            cell._loc = "left"
+    if note:
+        fig.text(0.01, 0.01, textwrap.fill(note, 180), fontsize=8, va="bottom")
+    fig.suptitle(title)
+    return fig
+
+
+# ---------------------------------------------------------------------------------------
+# One run (the training notebook)
+# ---------------------------------------------------------------------------------------
+
+
+def fig_run_curves(epochs: pd.DataFrame, iters: pd.DataFrame, title: str | None = None) -> Figure:
+    """One run: loss, MSE and KL; beta and teacher forcing; val PSNR with the baseline."""
+    title = title or "Training curves"
+    if epochs.empty:
+        return _empty(title, "no epochs logged yet")
+    fig = Figure(figsize=(13, 3.6), layout="constrained")
+    loss, sched, psnr = fig.subplots(1, 3)
+    if not iters.empty:
+        x = fractional_epoch(iters)
+        loss.plot(x, iters["loss"], lw=1, label="loss (MSE + beta KL)")
+        loss.plot(x, iters["mse"], lw=1, label="MSE")
+        loss.plot(x, iters["kl"], lw=1, alpha=0.6, label="KL")
+        sched.plot(x, iters["beta"], lw=1.5, color="C3", label="beta (KL weight)")
+    else:
+        loss.plot(epochs["epoch"], epochs["train_loss"], "-o", label="loss (MSE + beta KL)")
+        loss.plot(epochs["epoch"], epochs["train_mse"], "-o", label="MSE")
+        loss.plot(epochs["epoch"], epochs["train_kl"], "-o", label="KL")
+        sched.step(epochs["epoch"], epochs["beta"], where="post", color="C3", label="beta (KL weight)")
+    loss.set_yscale("log")
+    loss.set_xlabel("epoch")
+    loss.set_title("training loss (log scale)", fontsize=10)
+    loss.legend(fontsize=8)
+    sched.step(epochs["epoch"], epochs["tfr"], where="mid", color="C1", lw=2, label="teacher-forcing ratio")
+    sched.plot(epochs["epoch"], epochs["teacher_forced"], "x", color="C4", label="share teacher-forced")
+    sched.set_ylim(-0.05, 1.05 * max(1.0, float(epochs["beta"].max())))
+    sched.set_xlabel("epoch")
+    sched.set_title("schedules", fontsize=10)
+    sched.legend(fontsize=8)
+    val = epochs.dropna(subset=["val_psnr"])
+    psnr.plot(val["epoch"], val["val_psnr"], "-o", label="model")
+    psnr.plot(val["epoch"], val["baseline_psnr"], label=BASELINE_LABEL, **BASELINE_STYLE)
+    psnr.set_xlabel("epoch")
+    psnr.set_ylabel("dB")
+    psnr.set_title("mean PSNR of the val rollout", fontsize=10)
+    psnr.legend(fontsize=8)
+    fig.suptitle(title)
+    return fig

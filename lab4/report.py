@@ -1,0 +1,355 @@
+"""The report: the figures of a sweep with their captions, saved as PDF + PNG under
+stable names, and figures/report.pdf (matplotlib PdfPages; no LaTeX, no browser).
+
+`ReportBook` is what the analysis notebook calls, one figure per cell; `python -m lab4
+report` (what `make report` calls) executes that notebook headless with papermill on the
+latest sweep, so the notebook and the report cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import shutil
+import sys
+import textwrap
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_pdf import PdfPages
+from matplotlib.figure import Figure
+
+from lab4 import figures
+from lab4.experiment import display_path, resolve
+from lab4.results import SweepData, latest_sweep, load_sweep
+
+# Stable file names (figures/<name>.pdf and .png), in report order.
+FIGURE_NAMES = (
+    "fig1_teacher_forcing",
+    "fig2_kl_annealing",
+    "fig3_psnr_per_frame",
+    "fig4a_val_psnr_per_epoch",
+    "fig4b_psnr_heatmap",
+    "fig5_frame_strip",
+    "fig6_results_table",
+)
+REPORT_FILE = "report.pdf"
+TABLE_FILE = "results_table.csv"
+README_FIGURE = ("fig3_psnr_per_frame", "readme_psnr_per_frame.png")
+ANALYSIS_NOTEBOOK = Path("notebooks") / "analysis.ipynb"
+
+
+def _listing(values: Sequence) -> str:
+    uniq = sorted({str(v) for v in values})
+    return ", ".join(uniq)
+
+
+class ReportBook:
+    """Makes the report's figures from one sweep and keeps each with its caption."""
+
+    def __init__(self, sweep: SweepData):
+        self.sweep = sweep
+        self.items: dict[str, tuple[Figure, str]] = {}
+        df = sweep.finished
+        self.runs = list(df["run"]) if not df.empty else []
+        self.meta = df.set_index("run") if not df.empty else pd.DataFrame()
+        many_seeds = not df.empty and "seed" in df and df.groupby("base")["seed"].nunique().max() > 1
+        self.labels = {}
+        self.base_labels = {}
+        for _, row in df.iterrows():
+            label = str(row.get("label", row["base"]))
+            self.base_labels[row["base"]] = label
+            self.labels[row["run"]] = f"{label} (seed {int(row['seed'])})" if many_seeds else label
+
+    # --- what each number was measured on ------------------------------------------------
+
+    def what_ran(self, runs: Sequence[str] | None = None) -> str:
+        df = self.meta.loc[list(runs)] if runs else self.meta
+        if df.empty:
+            return "no runs"
+        parts = [f"sweep '{self.sweep.name}'"]
+        for col, text in (("profile", "profile {}"), ("data_root", "data {}"), ("num_epoch", "{} epochs")):
+            if col in df:
+                parts.append(text.format(_listing(df[col])))
+        if "seed" in df:
+            seeds = _listing(df["seed"].astype(int))
+            parts.append(f"seed{'s' if ',' in seeds else ''} {seeds}")
+        started = self.sweep.info.get("started")
+        if started:
+            parts.append(f"run {started[:10]}")
+        return "What ran: " + ", ".join(parts) + "."
+
+    def val_measure(self) -> str:
+        frames = self.sweep.last_validation(self.runs[:1])
+        data = self.meta["data_root"].iloc[0] if "data_root" in self.meta else "the data"
+        n = int(frames["frame"].max()) + 1 if not frames.empty else "?"
+        run = self.sweep.run(self.runs[0]) if self.runs else None
+        z = run.config.get("val_z", "prior") if run else "prior"
+        return (f"Measured on the validation video of {data} ({n} frames): the first frame given, frames 1-{n - 1 if n != '?' else '?'} "
+                f"predicted autoregressively from the pose labels (z={z}), PSNR per frame at data range 1, "
+                f"after the run's last epoch.")
+
+    # --- the figures -------------------------------------------------------------------
+
+    def _first_seed(self, runs: Sequence[str]) -> list[str]:
+        if self.meta.empty or "seed" not in self.meta:
+            return list(runs)
+        seen, kept = set(), []
+        for run in runs:
+            base = self.meta.loc[run, "base"]
+            if base not in seen:
+                seen.add(base)
+                kept.append(run)
+        return kept
+
+    def group(self, name: str) -> list[str]:
+        """The runs of a plan group ('kl', 'tf'), first seed of each; all runs when none is tagged."""
+        runs = self.sweep.runs_in_group(name) or self.runs
+        return self._first_seed(runs)
+
+    def add(self, name: str, fig: Figure, caption: str) -> Figure:
+        self.items[name] = (fig, caption)
+        return fig
+
+    def caption(self, name: str) -> str:
+        return self.items[name][1]
+
+    def teacher_forcing(self) -> Figure:
+        runs = self.group("tf")
+        fig = figures.fig_teacher_forcing(self.sweep.epochs(runs), runs, self.labels,
+                                          title="1. Teacher-forcing ratio over epochs, with the training loss")
+        caption = ("Teacher-forcing ratio per epoch (orange; the share of batches that were actually "
+                   "teacher-forced, crosses) against the training loss (MSE + beta KL, blue), training MSE "
+                   "(green) and the validation rollout's MSE (red), for each teacher-forcing setting. "
+                   "Training losses are means over the epoch's batches of "
+                   f"{self._clip_text()}. " + self.what_ran(runs))
+        return self.add("fig1_teacher_forcing", fig, caption)
+
+    def kl_annealing(self) -> Figure:
+        runs = self.group("kl")
+        fig = figures.fig_kl_annealing(self.sweep.epochs(runs), self.sweep.iters(runs), runs, self.labels,
+                                       title="2. KL annealing: loss curves and the beta schedule of each")
+        caption = ("Training loss, MSE and KL per logged iteration (means over the iterations since the previous "
+                   f"log row, on training clips of {self._clip_text()}) and the validation rollout's MSE at each "
+                   "validation, for each KL-annealing schedule at the same teacher-forcing setting; beneath, "
+                   "the KL weight beta each run used. " + self.what_ran(runs))
+        return self.add("fig2_kl_annealing", fig, caption)
+
+    def psnr_per_frame(self) -> Figure:
+        frames = self.sweep.last_validation()
+        fig = figures.fig_psnr_per_frame(frames, self.base_labels,
+                                         title="3. PSNR per frame of the validation rollout")
+        caption = ("PSNR of every predicted frame for every run (mean and ±1 standard deviation over seeds where a "
+                   "run has several), with the repeat-first-frame baseline (the given first frame copied to every "
+                   "step) on the same frames. " + self.val_measure() + " " + self.what_ran())
+        return self.add("fig3_psnr_per_frame", fig, caption)
+
+    def val_psnr_epochs(self) -> Figure:
+        fig = figures.fig_val_psnr_epochs(self.sweep.epochs(), self.labels,
+                                          title="4a. Validation PSNR per epoch")
+        caption = ("Mean PSNR over the predicted frames of the validation rollout at each validation, per run, with "
+                   "the repeat-first-frame baseline. " + self.val_measure().replace(", after the run's last epoch", "")
+                   + " " + self.what_ran())
+        return self.add("fig4a_val_psnr_per_epoch", fig, caption)
+
+    def best_run(self) -> str:
+        df = self.sweep.finished
+        if "final_val_psnr" in df and df["final_val_psnr"].notna().any():
+            return str(df.loc[df["final_val_psnr"].idxmax(), "run"])
+        return self.runs[0]
+
+    def psnr_heatmap(self, run: str | None = None) -> Figure:
+        run = run or self.best_run()
+        fig = figures.fig_psnr_heatmap(self.sweep.val_frames([run]), run,
+                                       title=f"4b. PSNR per frame over epochs: {self.labels.get(run, run)}")
+        caption = (f"PSNR of every frame of the validation rollout (columns) at every validation (rows) of run "
+                   f"{run} (the best final validation PSNR of the sweep unless chosen). "
+                   + self.val_measure().replace(", after the run's last epoch", "") + " " + self.what_ran([run]))
+        return self.add("fig4b_psnr_heatmap", fig, caption)
+
+    def frame_strip(self, run: str | None = None, steps: Sequence[int] | None = None, gain: float = 4.0) -> Figure:
+        run = run or self.best_run()
+        rollout = self.sweep.run(run).rollout
+        if rollout is None:
+            fig = figures._empty("5. Frames", f"{run}: no validation rollout saved")
+        else:
+            fig = figures.fig_frame_strip(rollout.labels, rollout.truth, rollout.prediction, rollout.psnr,
+                                          steps=steps or None, gain=gain,
+                                          title=f"5. Pose, ground truth, prediction and error: {self.labels.get(run, run)}")
+        caption = (f"Frames of run {run}'s validation rollout at the chosen steps: the pose label given to the "
+                   f"model, the ground truth, the prediction and |prediction - truth| averaged over RGB, times "
+                   f"{gain:g} (black: exact); above each column, that frame's PSNR. " + self.val_measure() + " "
+                   + self.what_ran([run]))
+        return self.add("fig5_frame_strip", fig, caption)
+
+    def results(self) -> pd.DataFrame:
+        table = figures.results_table(self.sweep.finished, self.sweep.last_validation())
+        test_frames = ""
+        if "test_frames" in self.sweep.finished and self.sweep.finished["test_frames"].notna().any():
+            test_frames = str(self.sweep.finished["test_frames"].dropna().iloc[0])
+        note = ("val: PSNR (dB) of the last validation rollout, mean over all predicted frames, over frames 1-600 "
+                "(Kaggle's window; all frames when the video is shorter) and the last frame; baseline: the "
+                "repeat-first-frame baseline on the same frames; best epoch: the best mean over the validations; "
+                f"test: mean per-frame PSNR (data range 255) over frames {test_frames or '1-600'} of every test "
+                "sequence, as Kaggle scores (n/a when the data has no test ground truth). Seeds averaged. "
+                + self.val_measure() + " " + self.what_ran())
+        fig = figures.fig_table(table, title="6. Results", note=None)
+        self.add("fig6_results_table", fig, note)
+        self.table = table
+        return table
+
+    def _clip_text(self) -> str:
+        run = self.sweep.run(self.runs[0]) if self.runs else None
+        cfg = run.config if run else {}
+        return f"{cfg.get('batch_size', '?')} clips x {cfg.get('train_vi_len', '?')} frames"
+
+    def make_all(self, heatmap_run: str | None = None, strip_run: str | None = None,
+                 strip_steps: Sequence[int] | None = None) -> dict[str, tuple[Figure, str]]:
+        self.teacher_forcing()
+        self.kl_annealing()
+        self.psnr_per_frame()
+        self.val_psnr_epochs()
+        self.psnr_heatmap(heatmap_run)
+        self.frame_strip(strip_run, strip_steps)
+        self.results()
+        return self.items
+
+    # --- writing -----------------------------------------------------------------------
+
+    def save(self, out_dir: str | Path, dpi: int = 150) -> list[Path]:
+        """Every figure as <out_dir>/<name>.pdf (vector) and .png; the table as CSV."""
+        out = resolve(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        written = []
+        for name, (fig, _caption) in self.items.items():
+            for ext in ("pdf", "png"):
+                path = out / f"{name}.{ext}"
+                fig.savefig(path, dpi=dpi)
+                written.append(path)
+        if hasattr(self, "table"):
+            path = out / TABLE_FILE
+            self.table.to_csv(path, index=False)
+            written.append(path)
+        return written
+
+    def title_page(self) -> Figure:
+        info = self.sweep.info
+        fig = Figure(figsize=(11.69, 8.27))
+        fig.text(0.06, 0.92, "Conditional VAE for video prediction: ablation report", fontsize=20, weight="bold")
+        fig.text(0.06, 0.875, f"sweep '{self.sweep.name}'  ·  {self.sweep.describe()}", fontsize=11)
+        lines = []
+        if info.get("description"):
+            lines += textwrap.wrap(str(info["description"]), 120) + [""]
+        lines += [
+            f"plan: {info.get('plan', '?')}",
+            f"sweep started: {info.get('started', '?')}   report built: {_dt.datetime.now().isoformat(timespec='seconds')}",
+            f"machine: {info.get('host', '?')}, {info.get('cpus', '?')} CPU cores, "
+            f"GPUs: {', '.join(map(str, info.get('gpus') or [])) or 'none'}; {info.get('jobs', 1)} run(s) at a time",
+            f"settings varied by the plan: {', '.join(info.get('varied') or []) or '-'}",
+            "",
+            "runs:",
+        ]
+        df = self.sweep.summary
+        for _, row in df.iterrows():
+            minutes = row.get("run_seconds", np.nan)
+            time_text = f"{minutes / 60:.1f} min" if pd.notna(minutes) else "?"
+            lines.append(f"  {row['run']:<22} [{row.get('status', '?')}, {time_text}] {row.get('settings', '')}")
+        total = pd.to_numeric(df.get("run_seconds", pd.Series(dtype=float)), errors="coerce").sum()
+        lines += ["", f"total run time: {total / 60:.1f} min (sum over runs, notebook execution included)"]
+        fig.text(0.06, 0.83, "\n".join(lines), fontsize=8.5, va="top", family="monospace")
+        fig.text(0.06, 0.04, "Every PSNR in this report is stated with the data it was measured on; the "
+                 "repeat-first-frame baseline (the given first frame copied to every step) is shown beside the "
+                 "model everywhere.", fontsize=8.5, style="italic")
+        return fig
+
+    def build_pdf(self, path: str | Path) -> Path:
+        """figures/report.pdf: the title page, then every figure with its caption."""
+        path = resolve(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with PdfPages(path, metadata={"Title": f"Lab 4 ablation report: {self.sweep.name}",
+                                      "Creator": "lab4.report"}) as pdf:
+            pdf.savefig(self.title_page())
+            for name in [n for n in FIGURE_NAMES if n in self.items] + [n for n in self.items if n not in FIGURE_NAMES]:
+                fig, caption = self.items[name]
+                with _captioned(fig, caption):
+                    pdf.savefig(fig)
+        return path
+
+
+@contextmanager
+def _captioned(fig: Figure, caption: str) -> Iterator[None]:
+    """Temporarily grow the figure at the bottom and write the caption there."""
+    width, height = fig.get_size_inches()
+    lines = textwrap.wrap(caption, max(60, int(width * 17)))
+    extra = 0.16 * len(lines) + 0.25
+    engine = fig.get_layout_engine()
+    fig.set_size_inches(width, height + extra)
+    fraction = extra / (height + extra)
+    if engine is not None and hasattr(engine, "set"):
+        engine.set(rect=(0, fraction, 1, 1 - fraction))
+    text = fig.text(0.015, 0.01, "\n".join(lines), fontsize=8, va="bottom", ha="left")
+    try:
+        yield
+    finally:
+        text.remove()
+        fig.set_size_inches(width, height)
+        if engine is not None and hasattr(engine, "set"):
+            engine.set(rect=(0, 0, 1, 1))
+
+
+def write_report(sweep_dir: str | Path, figures_dir: str | Path = "figures", heatmap_run: str | None = None,
+                 strip_run: str | None = None, strip_steps: Sequence[int] | None = None) -> Path:
+    """Everything `make report` produces, without the notebook (used by tests and scripts)."""
+    book = ReportBook(load_sweep(resolve(sweep_dir)))
+    book.make_all(heatmap_run, strip_run, strip_steps)
+    book.save(figures_dir)
+    return book.build_pdf(resolve(figures_dir) / REPORT_FILE)
+
+
+# ---------------------------------------------------------------------------------------
+# `python -m lab4 report`: the analysis notebook, headless
+# ---------------------------------------------------------------------------------------
+
+
+def run_analysis(sweep_dir: Path, figures_dir: Path | None, notebook: Path | None = None,
+                 output: Path | None = None, progress: bool = True) -> Path:
+    """Execute notebooks/analysis.ipynb on a sweep with papermill; returns the executed notebook
+    (default <sweep>/analysis.ipynb, so its links to the runs' GIFs are relative to the sweep)."""
+    import papermill as pm
+
+    notebook = Path(notebook or resolve(ANALYSIS_NOTEBOOK))
+    if not notebook.is_file():
+        raise FileNotFoundError(f"{notebook}: the analysis notebook is missing (expected notebooks/analysis.ipynb)")
+    output = Path(output or sweep_dir / "analysis.ipynb")
+    parameters = {"sweep_dir": str(sweep_dir.resolve()), "figures_dir": str(figures_dir.resolve()) if figures_dir else ""}
+    pm.execute_notebook(str(notebook), str(output), parameters=parameters, kernel_name="python3",
+                        progress_bar=progress, cwd=str(output.parent.resolve()))
+    return output
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    import papermill as pm
+
+    sweep_dir = resolve(args.sweep) if args.sweep else latest_sweep(resolve("runs"))
+    figures_dir = resolve(args.figures)
+    print(f"report: analysing {display_path(sweep_dir)} into {display_path(figures_dir)}/", flush=True)
+    try:
+        executed = run_analysis(sweep_dir, figures_dir, progress=not args.quiet)
+    except pm.PapermillExecutionError as exc:
+        print(f"error: the analysis notebook failed: {exc.ename}: {exc.evalue}\n"
+              f"       see {display_path(sweep_dir / 'analysis.ipynb')}", file=sys.stderr)
+        return 1
+    report = figures_dir / REPORT_FILE
+    if not report.is_file():
+        print(f"error: {display_path(executed)} ran but wrote no {display_path(report)}", file=sys.stderr)
+        return 1
+    source, target = README_FIGURE
+    if args.readme and (figures_dir / f"{source}.png").is_file():
+        shutil.copyfile(figures_dir / f"{source}.png", figures_dir / target)
+    names = [n for n in FIGURE_NAMES if (figures_dir / f"{n}.pdf").is_file()]
+    print(f"wrote {display_path(report)} and {len(names)} figures as PDF + PNG in {display_path(figures_dir)}/ "
+          f"({', '.join(names)}); executed notebook: {display_path(executed)}")
+    return 0

@@ -1,0 +1,245 @@
+"""The synthetic dataset: layout, determinism, overwrite safety and that it looks like video."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lab4 import pose, synth
+from lab4.synth import SIZES, generate_dataset
+
+TINY = SIZES["tiny"]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return generate_dataset(tmp_path_factory.mktemp("synth") / "data", "tiny", workers=2, progress=False)
+
+
+def names(folder: Path) -> list[str]:
+    return sorted(os.listdir(folder))
+
+
+def frame_names(count: int, first: int = 0) -> list[str]:
+    return [f"frame{i:06d}.png" for i in range(first, first + count)]
+
+
+def load(path: Path) -> np.ndarray:
+    with Image.open(path) as image:
+        assert image.mode == "RGB" and image.size == (64, 32), (path, image.mode, image.size)
+        return np.asarray(image, dtype=np.float32)
+
+
+def load_video(folder: Path, first: int, count: int) -> np.ndarray:
+    return np.stack([load(folder / name) for name in frame_names(count, first)])
+
+
+def tree_bytes(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def train_videos() -> list[tuple[int, int]]:
+    """(first frame number, frame count) of each tiny training video."""
+    starts = np.cumsum((0,) + TINY.train_videos[:-1])
+    return list(zip(starts.tolist(), TINY.train_videos))
+
+
+# ---------------------------------------------------------------------------------------
+# Layout
+# ---------------------------------------------------------------------------------------
+
+
+def test_layout_and_counts_match_the_real_data(tiny: Path) -> None:
+    sequences = [str(s) for s in range(TINY.test_sequences)]
+    assert sorted(p.name for p in tiny.iterdir()) == ["lab4_synth.json", "test", "train", "val"]
+    assert names(tiny / "train") == ["train_img", "train_label"]
+    assert names(tiny / "val") == ["val_img", "val_label"]
+    assert names(tiny / "test") == ["test_gt", "test_img", "test_label"]
+    train = frame_names(TINY.train_frames)
+    assert names(tiny / "train" / "train_img") == train == names(tiny / "train" / "train_label")
+    assert names(tiny / "val" / "val_img") == frame_names(TINY.val_frames) == names(tiny / "val" / "val_label")
+    for kind in ("test_img", "test_label", "test_gt"):
+        assert names(tiny / "test" / kind) == sequences
+    for s in sequences:
+        assert names(tiny / "test" / "test_img" / s) == ["frame000000.png"]
+        assert names(tiny / "test" / "test_label" / s) == frame_names(TINY.test_frames)
+        assert names(tiny / "test" / "test_gt" / s) == frame_names(TINY.test_frames)
+        given = (tiny / "test" / "test_img" / s / "frame000000.png").read_bytes()
+        assert given == (tiny / "test" / "test_gt" / s / "frame000000.png").read_bytes()
+
+
+def test_every_image_is_64x32_rgb(tiny: Path) -> None:
+    for path in sorted(tiny.rglob("*.png"))[::7]:
+        load(path)
+
+
+def test_manifest_is_complete_and_no_temporary_files_remain(tiny: Path) -> None:
+    manifest = json.loads((tiny / "lab4_synth.json").read_text())
+    assert manifest["size"] == "tiny" and manifest["seed"] == 0
+    assert manifest["version"] == synth.GENERATOR_VERSION
+    assert manifest["counts"] == synth.describe("tiny")
+    assert manifest["train_video_lengths"] == list(TINY.train_videos)
+    assert not list(tiny.glob("*.tmp")) and not (tiny / synth.PARTIAL_MARKER).exists()
+
+
+def test_size_table() -> None:
+    lab = synth.describe("lab")
+    assert (lab["train_frames"], lab["val_frames"], lab["test_sequences"], lab["test_frames"]) == (23_410, 630, 5, 630)
+    lengths = SIZES["lab"].train_videos
+    assert len(set(lengths[:-1])) == 1 and 0 < lengths[-1] < lengths[0]
+    assert SIZES["small"].train_videos == (320,) * 20 and synth.describe("small")["train_frames"] == 6_400
+    assert synth.DEFAULT_SIZE == "small"
+    assert all(name in synth.sizes_help() for name in SIZES)
+
+
+def test_unknown_size_lists_the_valid_ones(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="tiny, small, lab"):
+        generate_dataset(tmp_path / "x", "huge", progress=False)
+    assert not (tmp_path / "x").exists()
+
+
+# ---------------------------------------------------------------------------------------
+# Determinism and overwrite safety
+# ---------------------------------------------------------------------------------------
+
+
+def test_seed_determines_the_bytes_and_force_is_needed_to_replace(tiny: Path, tmp_path: Path) -> None:
+    other = generate_dataset(tmp_path / "data", "tiny", seed=1, workers=2, progress=False)
+    frame = Path("train") / "train_img" / "frame000000.png"
+    assert (other / frame).read_bytes() != (tiny / frame).read_bytes()
+
+    with pytest.raises(FileExistsError, match="force=True") as error:
+        generate_dataset(other, "tiny", seed=0, progress=False)
+    assert str(other) in str(error.value)
+    assert json.loads((other / "lab4_synth.json").read_text())["seed"] == 1  # left alone
+
+    # Serial this time: the bytes must not depend on how the work was shared out.
+    generate_dataset(other, "tiny", seed=0, force=True, workers=1, progress=False)
+    assert tree_bytes(other) == tree_bytes(tiny)
+
+
+def test_rerun_returns_at_once_without_rewriting(tiny: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    files = [tiny / "lab4_synth.json", tiny / "train" / "train_img" / "frame000000.png"]
+    before = [p.stat().st_mtime_ns for p in files]
+    started = time.perf_counter()
+    assert generate_dataset(tiny, "tiny", seed=0) == tiny
+    assert time.perf_counter() - started < 1.0
+    assert [p.stat().st_mtime_ns for p in files] == before
+    assert "already generated" in capsys.readouterr().out
+
+
+def test_foreign_split_folders_are_refused(tmp_path: Path) -> None:
+    images = tmp_path / "train" / "train_img"
+    images.mkdir(parents=True)
+    (images / "frame000000.png").write_bytes(b"someone else's data")
+    with pytest.raises(FileExistsError, match="force=True"):
+        generate_dataset(tmp_path, "tiny", progress=False)
+    assert (images / "frame000000.png").read_bytes() == b"someone else's data"
+
+
+def test_interrupted_run_is_redone_and_unrelated_files_are_kept(tmp_path: Path) -> None:
+    (tmp_path / "README.md").write_text("notes")
+    stale = tmp_path / "train" / "train_img" / "frame999999.png"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"half-written")
+    (tmp_path / synth.PARTIAL_MARKER).write_text("{}")
+    generate_dataset(tmp_path, "tiny", seed=3, workers=2, progress=False)
+    assert not stale.exists()
+    assert (tmp_path / "README.md").read_text() == "notes"
+    assert json.loads((tmp_path / "lab4_synth.json").read_text())["seed"] == 3
+
+
+# ---------------------------------------------------------------------------------------
+# Content: a person dancing smoothly, with matching labels
+# ---------------------------------------------------------------------------------------
+
+
+def test_motion_is_smooth_but_the_person_moves(tiny: Path) -> None:
+    videos = [load_video(tiny / "train" / "train_img", first, count) for first, count in train_videos()]
+    videos.append(load_video(tiny / "val" / "val_img", 0, TINY.val_frames))
+    for video in videos:
+        step = np.abs(np.diff(video, axis=0)).mean(axis=(1, 2, 3))  # per consecutive pair
+        far = np.abs(video[40:] - video[:-40]).mean()
+        assert step.max() < 6.0, step.max()
+        assert far > 2.0 * step.mean(), (far, step.mean())
+        assert np.abs(video[-1] - video[0]).max() > 60  # the dancer is not standing still
+
+
+def test_train_videos_differ_in_look(tiny: Path) -> None:
+    firsts = [load(tiny / "train" / "train_img" / f"frame{first:06d}.png") for first, _ in train_videos()]
+    for i in range(len(firsts)):
+        for j in range(i):
+            assert np.abs(firsts[i] - firsts[j]).mean() > 3.0
+
+
+def test_a_person_stands_in_front_of_the_background(tiny: Path) -> None:
+    for index, (first, count) in enumerate(train_videos()):
+        background = synth.render_background(synth.sample_appearance(0, "train", index))
+        for i in range(0, count, 16):
+            diff = np.abs(load(tiny / "train" / "train_img" / f"frame{first + i:06d}.png") - background).max(axis=2)
+            person = diff > 25
+            assert 0.01 < person.mean() < 0.4, person.mean()
+            assert np.median(diff) < 2.0  # everything else is the untouched studio
+
+
+def test_labels_are_openpose_skeletons_on_the_person(tiny: Path) -> None:
+    background = synth.render_background(synth.sample_appearance(0, "val", 0))
+    for i in range(0, TINY.val_frames, 8):
+        label = load(tiny / "val" / "val_label" / f"frame{i:06d}.png")
+        brightest = label.max(axis=2)
+        assert (brightest < 16).mean() > 0.8  # mostly black
+        coloured = (brightest > 128) & (brightest - label.min(axis=2) > 100)
+        assert coloured.sum() >= 15
+        person = np.abs(load(tiny / "val" / "val_img" / f"frame{i:06d}.png") - background).max(axis=2) > 25
+        ys, xs = np.nonzero(coloured)
+        py, px = np.nonzero(person)
+        assert abs(xs.mean() - px.mean()) < 3.0 and abs(ys.mean() - py.mean()) < 4.0
+
+
+def test_validation_and_test_videos_are_unseen_in_training() -> None:
+    n_train = len(SIZES["lab"].train_videos)
+    train = [synth.plan_video(0, "train", i, 300) for i in range(n_train)]
+    held_out = [synth.plan_video(0, "val", 0, 300)] + [synth.plan_video(0, "test", s, 300) for s in range(5)]
+    for video in held_out:
+        for seen in train:
+            assert video.appearance != seen.appearance
+            assert video.appearance.shirt != seen.appearance.shirt or video.appearance.wall != seen.appearance.wall
+            assert [m.name for m in video.moves] != [m.name for m in seen.moves]
+
+
+def test_keypoints_and_labels_come_from_the_same_figure() -> None:
+    video = synth.plan_video(0, "train", 0, 30)
+    keypoints = video.figure.keypoints
+    assert keypoints.shape == (30, pose.NUM_KEYPOINTS, 2)
+    body = keypoints[:, : pose.R_EYE]  # face points may be hidden, body points never
+    assert np.isfinite(body).all()
+    assert (body[..., 0] > -5).all() and (body[..., 0] < 69).all() and (body[..., 1] < 32).all()
+    label = np.asarray(video.label(0))
+    x, y = np.round(keypoints[0, pose.NECK]).astype(int)
+    assert label[y, x].max() > 100  # the neck is drawn where the figure's neck is
+
+
+# ---------------------------------------------------------------------------------------
+# The skeleton renderer
+# ---------------------------------------------------------------------------------------
+
+
+def test_draw_skeleton_skips_missing_points_and_uses_openpose_colours() -> None:
+    assert len(pose.LIMBS) == 17 and len(pose.COLORS) == 18
+    empty = np.full((18, 2), np.nan)
+    assert not np.asarray(pose.draw_skeleton(empty, (64, 32))).any()
+    arm = empty.copy()
+    arm[pose.R_SHOULDER], arm[pose.R_ELBOW] = (10.0, 16.0), (40.0, 16.0)
+    image = np.asarray(pose.draw_skeleton(arm, (64, 32)))
+    assert image.shape == (32, 64, 3)
+    # Middle of the limb: its colour, (255, 170, 0) for limb 2, blended 60 % over black.
+    assert np.abs(image[16, 25].astype(int) - (153, 102, 0)).max() <= 3
+    assert image[:, 45:].max() == 0 and image[:12].max() == 0
+    with pytest.raises(ValueError):
+        pose.draw_skeleton(np.zeros((17, 2)), (64, 32))
