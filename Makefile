@@ -6,10 +6,15 @@ TORCH  ?= torch==2.13.0
 STAMP  := $(VENV)/.lab4-installed
 PROFILE ?= quick
 RUN    ?= runs/$(PROFILE)
+PLAN   ?= ablations
+JOBS   ?= 1
+SWEEP  ?=
+FIGURES ?= figures
 
-.PHONY: all setup test data train predict score clean-runs
+.PHONY: all setup test data train predict score clean-runs ablations report lab
 
-all: setup data train predict
+# The default: set-up, the default data, the report's ablations (profile quick, CPU), the report.
+all: setup data ablations report
 
 # Idempotent: reinstalls only when the torch spec or pyproject.toml changed.
 setup:
@@ -37,3 +42,18 @@ train: setup
 
 predict: setup
 	$(PY) -m lab4 predict $(RUN)
+
+# The ablation plan lab4/plans/$(PLAN).yaml (the training notebook once per run, papermill)
+# into runs/<plan name>/; finished runs are skipped. PLAN=ablations-lab JOBS=4: the template's
+# settings, one GPU per job. A plan naming its own data (smoke: data/tiny) needs that data.
+ablations: data
+	$(PY) -m lab4 sweep $(PLAN) --jobs $(JOBS)
+
+# The analysis notebook, headless, on $(SWEEP) (default: the latest sweep): every figure as
+# PDF + PNG in $(FIGURES)/ and $(FIGURES)/report.pdf; the executed notebook in the sweep folder.
+report: setup
+	$(PY) -m lab4 report $(SWEEP) --figures $(FIGURES)
+
+# JupyterLab on the analysis notebook (the frame scrubber needs a live kernel).
+lab: setup
+	$(VENV)/bin/jupyter lab notebooks/analysis.ipynb

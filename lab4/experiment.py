@@ -32,10 +32,14 @@ EXISTING_MODES = ("resume", "restart", "error")
 
 
 def workspace_root(start: Path | None = None) -> Path:
-    """The project folder (holding pyproject.toml and lab4/), found from `start` or the
-    current folder upwards; the current folder when there is none (an installed package)."""
+    """The project folder (holding pyproject.toml and lab4/): the one this package was
+    loaded from (a checkout, or an editable install), else the first found from `start`
+    (default: the current folder) upwards, else the current folder."""
+    package_parent = Path(__file__).resolve().parent.parent
+    candidates = [] if start else [package_parent]
     here = Path(start or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
+    candidates += [here, *here.parents]
+    for folder in candidates:
         if (folder / "pyproject.toml").is_file() and (folder / "lab4").is_dir():
             return folder
     return here
@@ -75,20 +79,27 @@ def build_config(profile: str = "quick", data_root: str | None = None, overrides
     return cfg
 
 
-def describe_config(cfg: Config, profile: str | None = None) -> str:
-    """The settings an ablation varies, in one line."""
+def describe_ablation(cfg: Config) -> str:
+    """The settings the report's ablations vary (KL annealing, teacher forcing), in one line."""
     tf = f"tfr {cfg.tfr:g}"
     if cfg.tfr > 0 and cfg.tfr_d_step > 0:
         tf += f" decaying by {cfg.tfr_d_step:g}/epoch from epoch {cfg.tfr_sde}"
     tf += f" (per {cfg.tf_granularity})"
     kl = f"KL {cfg.kl_anneal_type}"
     if cfg.kl_anneal_type in ("Cyclical", "Sigmoid"):
-        kl += f" ({cfg.kl_anneal_cycle} cycles, ratio {cfg.kl_anneal_ratio:g}, per {cfg.kl_anneal_step})"
+        cycles = f"{cfg.kl_anneal_cycle} cycle{'s' if cfg.kl_anneal_cycle != 1 else ''}"
+        kl += f" ({cycles}, ratio {cfg.kl_anneal_ratio:g}, per {cfg.kl_anneal_step})"
     elif cfg.kl_anneal_type == "Monotonic":
         kl += f" (per {cfg.kl_anneal_step})"
+    return f"{kl}; {tf}"
+
+
+def describe_config(cfg: Config, profile: str | None = None) -> str:
+    """What a run is, in one line: profile, data, epochs, seed, the ablation settings, the model."""
     head = f"profile {profile}, " if profile else ""
-    return (f"{head}data {display_path(cfg.data_root)}, {cfg.num_epoch} epochs, seed {cfg.seed}; {kl}; {tf}; "
-            f"model F{cfg.F_dim}/L{cfg.L_dim}/N{cfg.N_dim}/D{cfg.D_out_dim}, batch {cfg.batch_size}, lr {cfg.lr:g}")
+    return (f"{head}data {display_path(cfg.data_root)}, {cfg.num_epoch} epochs, seed {cfg.seed}; "
+            f"{describe_ablation(cfg)}; model F{cfg.F_dim}/L{cfg.L_dim}/N{cfg.N_dim}/D{cfg.D_out_dim}, "
+            f"batch {cfg.batch_size}, lr {cfg.lr:g}")
 
 
 def run_training(cfg: Config, run_dir: str | os.PathLike, existing: str = "resume", progress: bool = True) -> RunData:

@@ -16,6 +16,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator, NullFormatter
 
 from lab4.scrubber import difference_image
 
@@ -46,6 +47,19 @@ def _empty(title: str, message: str) -> Figure:
     ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True)
     fig.suptitle(title)
     return fig
+
+
+def _scale(ax, *series: pd.Series) -> None:
+    """Log y when the values are positive and span more than a decade, else linear."""
+    values = pd.concat([pd.to_numeric(v, errors="coerce") for v in series]).dropna() if series else pd.Series([])
+    if not values.empty and values.min() > 0 and values.max() / values.min() > 10:
+        ax.set_yscale("log")
+        ax.yaxis.set_minor_formatter(NullFormatter())
+
+
+def _epoch_axis(ax) -> None:
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
 
 
 def fractional_epoch(iters: pd.DataFrame) -> pd.Series:
@@ -81,9 +95,9 @@ def fig_teacher_forcing(epochs: pd.DataFrame, runs: Sequence[str] | None = None,
         val = df.dropna(subset=["val_mse"]) if "val_mse" in df else df.iloc[:0]
         if not val.empty:
             ax.plot(val["epoch"], val["val_mse"], "--^", ms=3, color="C3", label="val MSE (rollout)")
-        ax.set_yscale("log")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("loss (log scale)")
+        _scale(ax, df["train_loss"], df["train_mse"], val["val_mse"] if not val.empty else pd.Series([], dtype=float))
+        _epoch_axis(ax)
+        ax.set_ylabel("loss" + (" (log scale)" if ax.get_yscale() == "log" else ""))
         ax.set_title(_label(name, labels), fontsize=10)
         tf = ax.twinx()
         tf.grid(False)
@@ -148,12 +162,15 @@ def fig_kl_annealing(epochs: pd.DataFrame, iters: pd.DataFrame, runs: Sequence[s
     for key, text in (("loss", "train loss = MSE + beta KL"), ("mse", "train MSE (per pixel)"),
                       ("kl", "train KL (summed over latents / batch)"),
                       ("val", "val MSE of the full rollout (z from the prior)")):
-        panels[key].set_title(text, fontsize=10)
-        panels[key].set_yscale("log")
-        panels[key].set_xlabel("epoch")
-        panels[key].set_xlim(left=0)
+        ax = panels[key]
+        ax.set_title(text, fontsize=10)
+        _scale(ax, *[pd.Series(line.get_ydata()) for line in ax.get_lines()])
+        _epoch_axis(ax)
+        ax.set_xlim(left=0)
+    for ax in betas:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     betas[-1].set_xlabel("epoch")
-    fig.legend(loc="outside upper right", fontsize=8, ncol=len(names))
+    fig.legend(loc="outside lower center", fontsize=8, ncol=min(4, len(names)), frameon=False)
     fig.suptitle(title)
     return fig
 
@@ -190,6 +207,7 @@ def fig_psnr_per_frame(frames: pd.DataFrame, labels: Mapping[str, str] | None = 
     if baseline.index.max() > 600:
         ax.axvline(600.5, color="0.6", lw=0.8, ls=":")
         ax.text(600.5, ax.get_ylim()[1], " last scored frame (600)", fontsize=8, va="top", color="0.4")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("frame of the rollout (frame 0 is given)")
     ax.set_ylabel("PSNR (dB)")
     ax.set_xlim(1, int(frames["frame"].max()))
@@ -218,7 +236,7 @@ def fig_val_psnr_epochs(epochs: pd.DataFrame, labels: Mapping[str, str] | None =
         df = val[val["run"] == name].sort_values("epoch")
         ax.plot(df["epoch"], df["val_psnr"], "-o", ms=4, color=colors[name], label=_label(name, labels))
     ax.axhline(float(val["baseline_psnr"].mean()), label=BASELINE_LABEL, **BASELINE_STYLE)
-    ax.set_xlabel("epoch")
+    _epoch_axis(ax)
     ax.set_ylabel("mean PSNR over the rollout (dB)")
     ax.legend(fontsize=8, loc="best")
     fig.suptitle(title)
@@ -331,7 +349,11 @@ def results_table(summary: pd.DataFrame, frames: pd.DataFrame) -> pd.DataFrame:
                         "baseline_psnr_1_600": scored["baseline_psnr"].mean(),
                         "baseline_psnr_last": last["baseline_psnr"].mean()})
     measured = pd.DataFrame(per_run)
-    merged = summary.merge(measured, on="run", how="left") if not measured.empty else summary.copy()
+    if measured.empty:
+        merged = summary.copy()
+    else:
+        keep = [c for c in summary.columns if c == "run" or c not in measured.columns]
+        merged = summary[keep].merge(measured, on="run", how="left")
     base_col = "base" if "base" in merged else "run"
     for base, df in merged.groupby(base_col, sort=False):
         row: dict = {"run": base, "settings": df["settings"].iloc[0] if "settings" in df else "",
@@ -345,7 +367,7 @@ def results_table(summary: pd.DataFrame, frames: pd.DataFrame) -> pd.DataFrame:
 
 
 def fig_table(table: pd.DataFrame, title: str | None = None, note: str | None = None,
-              wrap: int = 48) -> Figure:
+              wrap: int = 46) -> Figure:
     """A DataFrame drawn as a table (numbers to 2 decimals), for the report PDF."""
     import textwrap
 
@@ -363,28 +385,34 @@ def fig_table(table: pd.DataFrame, title: str | None = None, note: str | None = 
             else:
                 line.append(textwrap.fill(str(value), wrap) if col == "settings" else str(value))
         cells.append(line)
-    lines_per_row = [max(c.count("\n") + 1 for c in line) for line in cells]
-    height = 1.4 + 0.25 * (3 + sum(lines_per_row)) + (0.5 if note else 0)
-    fig = Figure(figsize=(16, height), layout="constrained")
-    ax = fig.add_subplot()
+    line_in = 0.17                                   # inches per line of text in a cell
+    row_lines = [max(h.count("\n") + 1 for h in headers)] + [max(c.count("\n") + 1 for c in line) for line in cells]
+    row_in = [line_in * n + 0.12 for n in row_lines]
+    note_lines = textwrap.wrap(note, 190) if note else []
+    title_in, note_in = 0.55, line_in * len(note_lines) + (0.15 if note_lines else 0)
+    width_in, height_in = 16.0, title_in + sum(row_in) + note_in + 0.15
+    fig = Figure(figsize=(width_in, height_in))
+    table_h = sum(row_in) / height_in
+    ax = fig.add_axes((0.01, 1 - (title_in + sum(row_in)) / height_in, 0.98, table_h))
     ax.axis("off")
-    widths = [0.09 if c == "run" else 0.25 if c == "settings" else 0.05 if c == "seeds" else 0.061
+    widths = [0.10 if c == "run" else 0.25 if c == "settings" else 0.05 if c == "seeds" else 0.0666
               for c in table.columns]
-    tab = ax.table(cellText=cells, colLabels=headers, loc="upper center", cellLoc="center", colWidths=widths)
+    widths = [w / sum(widths) for w in widths]
+    tab = ax.table(cellText=cells, colLabels=headers, loc="upper center", cellLoc="center", colWidths=widths,
+                   bbox=(0, 0, 1, 1))
     tab.auto_set_font_size(False)
-    tab.set_fontsize(7.5)
+    tab.set_fontsize(8)
     for (r, c), cell in tab.get_celld().items():
-        lines = 2 if r == 0 else lines_per_row[r - 1]
-        cell.set_height(0.06 + 0.035 * lines if len(cells) < 8 else cell.get_height() * lines)
+        cell.set_height(row_in[r] / sum(row_in))
         if r == 0:
             cell.set_text_props(weight="bold")
             cell.set_facecolor("#e8e8f0")
-        if table.columns[c] == "settings" and r > 0:
-            cell.set_text_props(ha="left")
-            cell._loc = "left"
-    if note:
-        fig.text(0.01, 0.01, textwrap.fill(note, 180), fontsize=8, va="bottom")
-    fig.suptitle(title)
+        elif table.columns[c] == "settings":
+            cell.set_text_props(ha="left", multialignment="left")
+            cell.PAD = 0.02
+    if note_lines:
+        fig.text(0.01, 0.1 / height_in, "\n".join(note_lines), fontsize=8, va="bottom")
+    fig.suptitle(title, y=1 - 0.1 / height_in, va="top")
     return fig
 
 
@@ -411,20 +439,20 @@ def fig_run_curves(epochs: pd.DataFrame, iters: pd.DataFrame, title: str | None 
         loss.plot(epochs["epoch"], epochs["train_mse"], "-o", label="MSE")
         loss.plot(epochs["epoch"], epochs["train_kl"], "-o", label="KL")
         sched.step(epochs["epoch"], epochs["beta"], where="post", color="C3", label="beta (KL weight)")
-    loss.set_yscale("log")
-    loss.set_xlabel("epoch")
-    loss.set_title("training loss (log scale)", fontsize=10)
+    _scale(loss, *[pd.Series(line.get_ydata()) for line in loss.get_lines()])
+    _epoch_axis(loss)
+    loss.set_title("training loss" + (" (log scale)" if loss.get_yscale() == "log" else ""), fontsize=10)
     loss.legend(fontsize=8)
     sched.step(epochs["epoch"], epochs["tfr"], where="mid", color="C1", lw=2, label="teacher-forcing ratio")
     sched.plot(epochs["epoch"], epochs["teacher_forced"], "x", color="C4", label="share teacher-forced")
     sched.set_ylim(-0.05, 1.05 * max(1.0, float(epochs["beta"].max())))
-    sched.set_xlabel("epoch")
+    _epoch_axis(sched)
     sched.set_title("schedules", fontsize=10)
     sched.legend(fontsize=8)
     val = epochs.dropna(subset=["val_psnr"])
     psnr.plot(val["epoch"], val["val_psnr"], "-o", label="model")
     psnr.plot(val["epoch"], val["baseline_psnr"], label=BASELINE_LABEL, **BASELINE_STYLE)
-    psnr.set_xlabel("epoch")
+    _epoch_axis(psnr)
     psnr.set_ylabel("dB")
     psnr.set_title("mean PSNR of the val rollout", fontsize=10)
     psnr.legend(fontsize=8)

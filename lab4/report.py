@@ -54,6 +54,9 @@ class ReportBook:
         self.sweep = sweep
         self.items: dict[str, tuple[Figure, str]] = {}
         df = sweep.finished
+        if df.empty:
+            raise ValueError(f"{sweep.root}: no finished run to report on; see {sweep.root / 'summary.csv'} "
+                             "for what failed")
         self.runs = list(df["run"]) if not df.empty else []
         self.meta = df.set_index("run") if not df.empty else pd.DataFrame()
         many_seeds = not df.empty and "seed" in df and df.groupby("base")["seed"].nunique().max() > 1
@@ -239,13 +242,14 @@ class ReportBook:
         info = self.sweep.info
         fig = Figure(figsize=(11.69, 8.27))
         fig.text(0.06, 0.92, "Conditional VAE for video prediction: ablation report", fontsize=20, weight="bold")
-        fig.text(0.06, 0.875, f"sweep '{self.sweep.name}'  ·  {self.sweep.describe()}", fontsize=11)
+        fig.text(0.06, 0.875, self.sweep.describe(), fontsize=11)
         lines = []
         if info.get("description"):
             lines += textwrap.wrap(str(info["description"]), 120) + [""]
         lines += [
             f"plan: {info.get('plan', '?')}",
-            f"sweep started: {info.get('started', '?')}   report built: {_dt.datetime.now().isoformat(timespec='seconds')}",
+            f"sweep started: {info.get('started', '?')}, last run: {info.get('updated', '?')}, "
+            f"report built: {_dt.datetime.now().isoformat(timespec='seconds')}",
             f"machine: {info.get('host', '?')}, {info.get('cpus', '?')} CPU cores, "
             f"GPUs: {', '.join(map(str, info.get('gpus') or [])) or 'none'}; {info.get('jobs', 1)} run(s) at a time",
             f"settings varied by the plan: {', '.join(info.get('varied') or []) or '-'}",
@@ -286,18 +290,30 @@ def _captioned(fig: Figure, caption: str) -> Iterator[None]:
     lines = textwrap.wrap(caption, max(60, int(width * 17)))
     extra = 0.16 * len(lines) + 0.25
     engine = fig.get_layout_engine()
-    fig.set_size_inches(width, height + extra)
     fraction = extra / (height + extra)
+    moved = []
     if engine is not None and hasattr(engine, "set"):
         engine.set(rect=(0, fraction, 1, 1 - fraction))
-    text = fig.text(0.015, 0.01, "\n".join(lines), fontsize=8, va="bottom", ha="left")
+    else:  # a figure placed by hand: squeeze everything into the top part
+        for ax in fig.axes:
+            box = ax.get_position()
+            moved.append((ax, box))
+            ax.set_position((box.x0, fraction + box.y0 * (1 - fraction), box.width, box.height * (1 - fraction)))
+        for text in fig.texts:
+            x, y = text.get_position()
+            moved.append((text, (x, y)))
+            text.set_position((x, fraction + y * (1 - fraction)))
+    fig.set_size_inches(width, height + extra)
+    caption_text = fig.text(0.015, 0.08 / (height + extra), "\n".join(lines), fontsize=8, va="bottom", ha="left")
     try:
         yield
     finally:
-        text.remove()
+        caption_text.remove()
         fig.set_size_inches(width, height)
         if engine is not None and hasattr(engine, "set"):
             engine.set(rect=(0, 0, 1, 1))
+        for item, old in moved:
+            item.set_position(old)
 
 
 def write_report(sweep_dir: str | Path, figures_dir: str | Path = "figures", heatmap_run: str | None = None,

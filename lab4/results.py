@@ -285,7 +285,7 @@ def load_sweep(sweep_dir: Path) -> SweepData:
         rows = []
         for marker in sorted(root.glob(f"*/{RUN_MARKER}")):
             data = _read_json(marker) or {}
-            rows.append({**data.get("row", {}), "run": marker.parent.name, "status": "done"})
+            rows.append({**data.get("row", {}), "run": marker.parent.name, "status": "done"})  # as summary.csv
         summary = pd.DataFrame(rows)
     if summary.empty:
         raise FileNotFoundError(f"{root}: no finished runs (no {SUMMARY_FILE} and no run folder with {RUN_MARKER})")

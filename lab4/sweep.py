@@ -169,7 +169,7 @@ def load_plan(plan: str | os.PathLike, profile: str | None = None, seeds: list[i
         raise PlanError(f"{path}: profile {chosen_profile!r}: expected one of {', '.join(PROFILES)}")
     shared = _settings(f"{path}: settings", raw.get("settings"))
     plan_seeds = seeds or _seeds(f"{path}: seeds", raw.get("seeds", [0]))
-    root = data_root or raw.get("data_root")
+    root = raw.get("data_root")
     gifs = raw.get("gifs", True)
     if not isinstance(gifs, bool):
         raise PlanError(f"{path}: gifs: expected true or false, got {gifs!r}")
@@ -177,7 +177,7 @@ def load_plan(plan: str | os.PathLike, profile: str | None = None, seeds: list[i
     if not isinstance(runs_raw, list) or not runs_raw:
         raise PlanError(f"{path}: runs: expected a non-empty list of runs, each a mapping with a name")
     result = Plan(path=path, name=name, description=str(raw.get("description", "")).strip(),
-                  profile=chosen_profile, data_root=root, gifs=gifs, raw=raw)
+                  profile=chosen_profile, data_root=data_root or root, gifs=gifs, raw=raw)
     seen: set[str] = set()
     for i, entry in enumerate(runs_raw):
         where = f"{path}: runs[{i}]"
@@ -199,9 +199,10 @@ def load_plan(plan: str | os.PathLike, profile: str | None = None, seeds: list[i
         run_seeds = seeds or (_seeds(f"{where}: seeds", entry["seeds"]) if "seeds" in entry else plan_seeds)
         for seed in run_seeds:
             settings = {**shared, **own, "seed": seed}
-            overrides = dict(settings)
-            if root:
-                overrides["data_root"] = root
+            # data_root: --data, else the run's or the plan's settings, else the plan's data_root, else the profile's
+            overrides = {**({"data_root": root} if root else {}), **settings}
+            if data_root:
+                overrides["data_root"] = data_root
             try:
                 cfg = make_config(chosen_profile, overrides)
             except (ValueError, TypeError) as exc:
@@ -222,7 +223,7 @@ def notebook_parameters(run: RunSpec, plan: Plan, sweep_dir: Path, existing: str
     """The papermill parameters of one run: named knobs where the notebook has them, the
     rest of the run's settings in `overrides`."""
     knobs = {k: v for k, v in run.settings.items() if k in NOTEBOOK_KNOBS}
-    overrides = {k: v for k, v in run.settings.items() if k not in NOTEBOOK_KNOBS}
+    overrides = {k: v for k, v in run.settings.items() if k not in NOTEBOOK_KNOBS and k != "data_root"}
     return {
         "run_name": run.name, "profile": plan.profile, "data_root": run.config.data_root,
         "output_dir": str(sweep_dir.resolve()), **knobs, "overrides": overrides,
@@ -292,11 +293,14 @@ class _Printer:
             self.active.append(name)
             self.bar.set_postfix_str("running " + ", ".join(self.active))
 
-    def finished(self, name: str | None = None) -> None:
+    def stopped(self, name: str) -> None:
         with self.lock:
             if name in self.active:
                 self.active.remove(name)
             self.bar.set_postfix_str(("running " + ", ".join(self.active)) if self.active else "")
+
+    def finished(self) -> None:
+        with self.lock:
             self.bar.update(1)
 
     def close(self) -> None:
@@ -324,34 +328,49 @@ def _execute(run: RunSpec, plan: Plan, sweep_dir: Path, notebook: Path, existing
     printer.line(f"[{run.name}] started{' on ' + device if device else ''}: "
                  f"{display_path(run_dir / RUN_NOTEBOOK)} (log {display_path(run_dir / LOG_FILE)})")
     started = time.perf_counter()
-    with open(run_dir / LOG_FILE, "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "lab4.sweep", "--worker", str(job_file.resolve())],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                                cwd=str(workspace_root()), bufsize=1)
-        processes[run.name] = proc
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            log.write(line)
-            log.flush()
-            text = line.strip()
-            if _EPOCH_LINE.match(text):
-                printer.line(f"[{run.name}] {text}")
-        code = proc.wait()
+    try:
+        with open(run_dir / LOG_FILE, "w") as log:
+            proc = subprocess.Popen([sys.executable, "-m", "lab4.sweep", "--worker", str(job_file.resolve())],
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                                    cwd=str(workspace_root()), bufsize=1)
+            processes[run.name] = proc
+            assert proc.stdout is not None
+            for line in proc.stdout:  # the notebook's output, as it comes
+                log.write(line)
+                log.flush()
+                text = line.strip()
+                if _EPOCH_LINE.match(text):
+                    printer.line(f"[{run.name}] {text}")
+            code = proc.wait()
+    finally:
         processes.pop(run.name, None)
+        printer.stopped(run.name)
     seconds = time.perf_counter() - started
     if code == 0:
+        outcome = Outcome(run, "done", seconds, device=device)
         marker = {"run": run.name, "base": run.base, "seed": run.seed, "config": run.config.to_dict(),
                   "settings": run.settings, "seconds": seconds, "device": device,
                   "finished": _dt.datetime.now().isoformat(timespec="seconds"),
-                  "row": _run_summary(run_dir)}
-        atomic_write_text(run_dir / RUN_MARKER, json.dumps(marker, indent=2) + "\n")  # written last
+                  "row": summary_row(plan, outcome, sweep_dir)}
         job_file.unlink(missing_ok=True)
-        return Outcome(run, "done", seconds, device=device)
+        atomic_write_text(run_dir / RUN_MARKER, json.dumps(marker, indent=2, default=str) + "\n")  # written last
+        return outcome
     try:
         error = json.loads((run_dir / ERROR_FILE).read_text()).get("error", "")
     except (FileNotFoundError, json.JSONDecodeError):
         error = f"the notebook process exited with status {code}; see {display_path(run_dir / LOG_FILE)}"
     return Outcome(run, "failed", seconds, error=error, device=device)
+
+
+def _first_start(sweep_dir: Path, name: str) -> str:
+    """When this sweep first started (kept across re-runs that finish it)."""
+    try:
+        info = json.loads((sweep_dir / SWEEP_FILE).read_text())
+        if info.get("name") == name and info.get("started"):
+            return str(info["started"])
+    except (FileNotFoundError, json.JSONDecodeError):
+        pass
+    return _dt.datetime.now().isoformat(timespec="seconds")
 
 
 def run_sweep(plan: Plan, sweep_dir: Path | None = None, jobs: int = 1, force: bool = False,
@@ -379,7 +398,8 @@ def run_sweep(plan: Plan, sweep_dir: Path | None = None, jobs: int = 1, force: b
         "name": plan.name, "plan": str(plan.path), "plan_contents": plan.raw, "description": plan.description,
         "profile": plan.profile, "data_root": display_path(plan.runs[0].config.data_root),
         "seeds": sorted({r.seed for r in plan.runs}), "varied": plan.varied,
-        "runs": [r.name for r in plan.runs], "started": _dt.datetime.now().isoformat(timespec="seconds"),
+        "runs": [r.name for r in plan.runs], "started": _first_start(sweep_dir, plan.name),
+        "updated": _dt.datetime.now().isoformat(timespec="seconds"),
         "jobs": jobs, "gpus": gpus, "host": platform.node(), "cpus": os.cpu_count(),
         "python": platform.python_version(), "command": " ".join(sys.argv),
     }
@@ -447,7 +467,7 @@ def run_sweep(plan: Plan, sweep_dir: Path | None = None, jobs: int = 1, force: b
                 printer.line(f"[{run.name}] FAILED after {outcome.seconds:.0f}s: {outcome.error}\n"
                              f"    executed notebook: {display_path(sweep_dir / run.name / RUN_NOTEBOOK)}\n"
                              f"    log: {display_path(sweep_dir / run.name / LOG_FILE)}")
-            printer.finished(run.name)
+            printer.finished()
     except KeyboardInterrupt:
         pool.shutdown(wait=False, cancel_futures=True)
         for proc in list(processes.values()):
@@ -456,9 +476,13 @@ def run_sweep(plan: Plan, sweep_dir: Path | None = None, jobs: int = 1, force: b
         raise
     pool.shutdown()
     printer.close()
-    ordered = [outcomes[r.name] for r in runs if r.name in outcomes]
-    summary = write_summary(plan, sweep_dir, ordered)
-    return ordered, summary
+    for run in plan.runs:  # runs left out by --only keep their row
+        if run.name not in outcomes:
+            finished = marker_matches(sweep_dir / run.name, run)
+            seconds = json.loads((sweep_dir / run.name / RUN_MARKER).read_text()).get("seconds", 0.0) if finished else 0.0
+            outcomes[run.name] = Outcome(run, "skipped" if finished else "not run", seconds)
+    summary = write_summary(plan, sweep_dir, [outcomes[r.name] for r in plan.runs])
+    return [outcomes[r.name] for r in runs], summary
 
 
 def _run_summary(run_dir: Path) -> dict[str, Any]:
@@ -479,31 +503,34 @@ def _headline(row: dict[str, Any]) -> str:
     return text
 
 
+def summary_row(plan: Plan, outcome: Outcome, sweep_dir: Path) -> dict[str, Any]:
+    """One run's row of summary.csv: settings, val PSNR (final, best), baseline, test score, times."""
+    from lab4.experiment import describe_ablation
+
+    run = outcome.run
+    run_dir = sweep_dir / run.name
+    row: dict[str, Any] = {
+        "sweep": plan.name, "run": run.name, "base": run.base, "label": run.label, "seed": run.seed,
+        "groups": " ".join(run.groups), "status": outcome.status, "profile": plan.profile,
+        "data_root": display_path(run.config.data_root),
+    }
+    settings_cols = SUMMARY_SETTINGS + [k for k in plan.varied if k not in SUMMARY_SETTINGS]
+    row.update({k: _cell(getattr(run.config, k)) for k in settings_cols})
+    row["settings"] = describe_ablation(run.config)
+    if outcome.status in ("done", "skipped"):
+        row.update(_run_summary(run_dir))
+    row["run_seconds"] = round(outcome.seconds, 1)
+    row["device"] = outcome.device
+    row["notebook"] = display_path(run_dir / RUN_NOTEBOOK)
+    row["error"] = outcome.error
+    return row
+
+
 def write_summary(plan: Plan, sweep_dir: Path, outcomes: list[Outcome]) -> Path:
-    """summary.csv: one row per run: settings, val PSNR (final, best), baseline, test score, times."""
+    """runs/<sweep>/summary.csv: one row per run of this invocation (see summary_row)."""
     import pandas as pd
 
-    from lab4.experiment import describe_config
-
-    settings_cols = SUMMARY_SETTINGS + [k for k in plan.varied if k not in SUMMARY_SETTINGS]
-    rows = []
-    for outcome in outcomes:
-        run = outcome.run
-        run_dir = sweep_dir / run.name
-        row: dict[str, Any] = {
-            "sweep": plan.name, "run": run.name, "base": run.base, "label": run.label, "seed": run.seed,
-            "groups": " ".join(run.groups), "status": outcome.status, "profile": plan.profile,
-            "data_root": display_path(run.config.data_root),
-        }
-        row.update({k: _cell(getattr(run.config, k)) for k in settings_cols})
-        row["settings"] = describe_config(run.config).split("; ", 1)[1].rsplit("; model", 1)[0]
-        metrics = _run_summary(run_dir) if outcome.status != "failed" else {}
-        row.update(metrics)
-        row["run_seconds"] = round(outcome.seconds, 1)
-        row["device"] = outcome.device
-        row["notebook"] = display_path(run_dir / RUN_NOTEBOOK)
-        row["error"] = outcome.error
-        rows.append(row)
+    rows = [summary_row(plan, outcome, sweep_dir) for outcome in outcomes]
     path = sweep_dir / SUMMARY_FILE
     atomic_write_text(path, pd.DataFrame(rows).to_csv(index=False))
     return path
@@ -560,10 +587,15 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                                   else f"{plan.name}-{args.profile}")
     sweep_dir = resolve(args.out) if args.out else resolve(default_dir)
     started = time.perf_counter()
-    outcomes, summary = run_sweep(plan, sweep_dir, jobs=args.jobs, force=args.force,
-                                  notebook=Path(args.notebook) if args.notebook else None,
-                                  threads=args.threads, progress=not args.quiet,
-                                  only=args.only.split(",") if args.only else None)
+    try:
+        outcomes, summary = run_sweep(plan, sweep_dir, jobs=args.jobs, force=args.force,
+                                      notebook=Path(args.notebook) if args.notebook else None,
+                                      threads=args.threads, progress=not args.quiet,
+                                      only=args.only.split(",") if args.only else None)
+    except KeyboardInterrupt:
+        print(f"\nsweep {plan.name} interrupted; run the same command again to go on: finished runs are "
+              "skipped, interrupted ones resume from their last checkpoint", file=sys.stderr)
+        return 130
     failed = [o for o in outcomes if o.status == "failed"]
     counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "failed")}
     print(f"\nsweep {plan.name}: {counts['done']} ran, {counts['skipped']} skipped (finished earlier), "

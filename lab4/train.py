@@ -131,7 +131,10 @@ def _train(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool
     root = Path(cfg.data_root)
     # Every check that can fail runs before the first step, on every rank.
     lab4_data.check_layout(root, ("train", "val"))
-    paths = prepare_run_dir(run_dir, cfg, resume, force, write=ranks.is_main)
+    paths = prepare_run_dir(run_dir, cfg, resume, force, write=False)
+    ranks.barrier()  # every rank has checked before rank 0 writes
+    if ranks.is_main:
+        prepare_run_dir(run_dir, cfg, resume, force)
     ranks.barrier()
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)

@@ -86,3 +86,12 @@ def make_dataset(tmp_path: Path) -> Callable[..., TinyDataset]:
 def write_png() -> Callable[[Path, np.ndarray], None]:
     """save_png, for tests that write their own (odd) PNG files."""
     return save_png
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> Path:
+    """The synthetic `tiny` dataset of lab4.synth (3x64 train, 96 val, 5x96 test frames with
+    test ground truth), generated once per test session."""
+    from lab4.synth import generate_dataset
+
+    return generate_dataset(tmp_path_factory.mktemp("tiny_data"), size="tiny", progress=False)

@@ -1,0 +1,169 @@
+"""The project's batched clip loss equals the naive per-step loop: same loss, same gradients.
+
+`lab4.step.clip_loss` encodes every frame and label of a clip in one call over
+(batch x time); the naive reference (`lab4.bench.naive_clip_loss`, the template's loop)
+calls every module once per time step on the batch. With the reparameterisation noise
+fixed, in fp32, the two must agree, teacher-forced or not.
+
+BatchNorm, the one place where they legitimately differ
+--------------------------------------------------------
+The Label_Encoder has a BatchNorm. In train mode it normalises with the statistics of
+the images in the call: B*(T-1) label images in the batched step, B in each step of the
+naive loop. The two losses are therefore different functions in train mode, and neither
+is a bug. The batched statistics are the right ones: they average over B*(T-1) frames
+(30 with the template's batch 2 and clips of 16, instead of 2), so they are a much better
+estimate of the population statistics that eval mode (validation and test rollouts) uses,
+and the running averages they feed are less noisy. (With B = 2, a per-step BatchNorm over
+two nearly identical pose images is close to degenerate.) So:
+
+* with the BatchNorm in eval mode (fixed statistics) the two must agree exactly
+  (up to float rounding): `test_*_matches_naive_with_batchnorm_in_eval_mode`;
+* in train mode the only difference comes from the BatchNorm: with it replaced by the
+  identity the two agree again, `test_train_mode_differs_only_through_batchnorm`, while
+  with it they do differ (that test checks this too, so it cannot pass vacuously).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lab4.bench import naive_clip_loss
+from lab4.model import VideoCVAE
+from lab4.step import clip_loss
+
+SIZES = dict(F_dim=16, L_dim=8, N_dim=4, D_out_dim=16)
+BATCH, LENGTH, H, W = 2, 5, 32, 64
+RTOL, ATOL = 1e-4, 1e-5
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small tensors: one thread is as fast, and immune to a busy machine's thread contention."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def make_model(output: str = "clamp", channels_last: bool = False) -> VideoCVAE:
+    torch.manual_seed(0)
+    model = VideoCVAE(**SIZES, output=output)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def make_inputs(seed: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    frames = torch.rand((BATCH, LENGTH, 3, H, W), generator=gen)
+    labels = torch.rand((BATCH, LENGTH, 3, H, W), generator=gen)
+    noise = torch.randn((BATCH * (LENGTH - 1), SIZES["N_dim"], H, W), generator=gen)
+    return frames, labels, noise
+
+
+def batchnorms(model: VideoCVAE) -> list[torch.nn.BatchNorm2d]:
+    return [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+
+
+def set_batchnorm_eval(model: VideoCVAE) -> None:
+    """Train mode everywhere except the BatchNorms, which use their (non-trivial) running statistics."""
+    model.train()
+    for bn in batchnorms(model):
+        with torch.no_grad():
+            bn.running_mean.uniform_(-0.2, 0.2)
+            bn.running_var.uniform_(0.5, 1.5)
+        bn.eval()
+
+
+def loss_and_grads(model: VideoCVAE, fn, frames, labels, noise, teacher_forced: bool, kl_weight: float = 0.7):
+    model.zero_grad(set_to_none=True)
+    out = fn(model, frames, labels, teacher_forced, kl_weight, noise)
+    loss, mse, kl = (out.loss, out.mse, out.kl) if hasattr(out, "loss") else out
+    loss.backward()
+    grads = {name: p.grad.detach().clone() for name, p in model.named_parameters()}
+    return loss.detach(), mse.detach(), kl.detach(), grads
+
+
+def assert_same(a, b) -> None:
+    (loss_a, mse_a, kl_a, grads_a), (loss_b, mse_b, kl_b, grads_b) = a, b
+    torch.testing.assert_close(loss_a, loss_b, rtol=RTOL, atol=ATOL)
+    torch.testing.assert_close(mse_a, mse_b, rtol=RTOL, atol=ATOL)
+    torch.testing.assert_close(kl_a, kl_b, rtol=RTOL, atol=ATOL)
+    assert grads_a.keys() == grads_b.keys()
+    for name in grads_a:
+        # Gradients are summed over many terms in different orders: compare each tensor
+        # relative to its own scale.
+        scale = grads_b[name].abs().max().item() + 1e-12
+        torch.testing.assert_close(grads_a[name] / scale, grads_b[name] / scale, rtol=0, atol=2e-4,
+                                   msg=lambda m, name=name: f"gradient of {name}: {m}")
+
+
+@pytest.mark.parametrize("teacher_forced", [True, False], ids=["teacher_forced", "free_running"])
+@pytest.mark.parametrize("output", ["clamp", "sigmoid"])
+def test_clip_loss_matches_naive_with_batchnorm_in_eval_mode(teacher_forced: bool, output: str) -> None:
+    frames, labels, noise = make_inputs()
+    model = make_model(output)
+    set_batchnorm_eval(model)
+    ours = loss_and_grads(model, clip_loss, frames, labels, noise, teacher_forced)
+    naive = loss_and_grads(model, naive_clip_loss, frames, labels, noise, teacher_forced)
+    assert_same(ours, naive)
+    assert all(g.abs().sum() > 0 for g in ours[3].values()), "every parameter should get a gradient"
+
+
+@pytest.mark.parametrize("teacher_forced", [True, False], ids=["teacher_forced", "free_running"])
+def test_project_layout_matches_naive(teacher_forced: bool) -> None:
+    """The project's channels_last model against the plain NCHW naive model, same weights."""
+    frames, labels, noise = make_inputs(seed=2)
+    naive_model = make_model()
+    ours_model = make_model(channels_last=True)
+    ours_model.load_state_dict(naive_model.state_dict())
+    set_batchnorm_eval(naive_model)
+    ours_model.train()
+    for bn_ours, bn_naive in zip(batchnorms(ours_model), batchnorms(naive_model)):
+        bn_ours.load_state_dict(bn_naive.state_dict())
+        bn_ours.eval()
+    ours = loss_and_grads(ours_model, clip_loss, frames, labels, noise, teacher_forced)
+    naive = loss_and_grads(naive_model, naive_clip_loss, frames, labels, noise, teacher_forced)
+    assert_same(ours, naive)
+
+
+@pytest.mark.parametrize("teacher_forced", [True, False], ids=["teacher_forced", "free_running"])
+def test_train_mode_differs_only_through_batchnorm(teacher_forced: bool) -> None:
+    frames, labels, noise = make_inputs(seed=3)
+    # Poses whose brightness changes over the clip, so that per-step statistics differ
+    # clearly from the clip's.
+    labels = labels * torch.linspace(0.1, 1.0, LENGTH).view(1, LENGTH, 1, 1, 1)
+
+    # With the BatchNorm in train mode the batched statistics (B*(T-1) images) and the
+    # per-step ones (B images) differ, so the losses do too ...
+    model = make_model()
+    model.train()
+    ours = loss_and_grads(model, clip_loss, frames, labels, noise, teacher_forced)
+    naive = loss_and_grads(model, naive_clip_loss, frames, labels, noise, teacher_forced)
+    assert not torch.allclose(ours[0], naive[0], rtol=1e-3), "train-mode BatchNorm should make them differ"
+    grad = "label_transformation.1.weight"
+    assert not torch.allclose(ours[3][grad], naive[3][grad], rtol=1e-2, atol=0)
+
+    # ... and that is the only difference: without it they agree.
+    model = make_model()
+    model.label_transformation[2] = torch.nn.Identity()
+    assert not batchnorms(model)
+    model.train()
+    ours = loss_and_grads(model, clip_loss, frames, labels, noise, teacher_forced)
+    naive = loss_and_grads(model, naive_clip_loss, frames, labels, noise, teacher_forced)
+    assert_same(ours, naive)
+
+
+def test_batched_statistics_are_over_all_steps() -> None:
+    """The running statistics the batched step feeds are those of all B*(T-1) label images."""
+    frames, labels, noise = make_inputs(seed=4)
+    model = make_model()
+    model.train()
+    bn = batchnorms(model)[0]
+    bn.momentum = 1.0  # running stats := this call's batch statistics
+    clip_loss(model, frames, labels, True, 1.0, noise)
+    with torch.no_grad():
+        pad, conv = model.label_transformation[0], model.label_transformation[1]
+        pre_bn = conv(pad(labels[:, 1:].flatten(0, 1)))
+    torch.testing.assert_close(bn.running_mean, pre_bn.mean(dim=(0, 2, 3)), rtol=1e-5, atol=1e-6)

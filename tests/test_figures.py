@@ -1,0 +1,216 @@
+"""The figure functions on small made-up tables and frames, and the scrubber's panel."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+from PIL import Image
+
+from lab4 import figures
+from lab4.results import Rollout, RunData, psnr_measures
+from lab4.scrubber import GAP, TEXT_ROW, Scrubber, difference_image, enlarge, render_panel, rollout_panel, to_png
+
+RUNS = ["cyc", "mono", "none"]
+T, H, W = 9, 32, 64
+
+
+def epochs_table(runs=RUNS, epochs=4) -> pd.DataFrame:
+    rows = []
+    for i, run in enumerate(runs):
+        for e in range(1, epochs + 1):
+            validated = e % 2 == 0
+            rows.append({"run": run, "epoch": e, "lr": 1e-3, "tfr": max(0.0, 1 - 0.25 * (e - 1)),
+                         "teacher_forced": float(e < 3), "beta": min(1.0, e / 2), "train_loss": 10.0 / e + i,
+                         "train_mse": 0.1 / e, "train_kl": 100.0 / e, "val_mse": 0.05 / e if validated else np.nan,
+                         "val_psnr": 20 + e + i if validated else np.nan, "baseline_psnr": 24.0 if validated else np.nan,
+                         "seconds": 1.0, "train_frames_per_s": 100.0})
+    return pd.DataFrame(rows)
+
+
+def iters_table(runs=RUNS, epochs=4, per_epoch=5) -> pd.DataFrame:
+    rows = []
+    for run in runs:
+        for e in range(1, epochs + 1):
+            for k in range(1, per_epoch + 1):
+                step = (e - 1) * per_epoch + k
+                rows.append({"run": run, "epoch": e, "iteration": step, "loss": 5.0 / step, "mse": 0.1 / step,
+                             "kl": 50.0 / step, "beta": (step % 10) / 10, "teacher_forced": 1})
+    return pd.DataFrame(rows)
+
+
+def frames_table(runs=RUNS, seeds=(0, 1), frames=T - 1, epochs=(2, 4)) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    rows = []
+    for run in runs:
+        for seed in seeds:
+            for epoch in epochs:
+                for f in range(1, frames + 1):
+                    rows.append({"run": f"{run}-s{seed}", "base": run, "seed": seed, "epoch": epoch, "frame": f,
+                                 "psnr": 30 - f + rng.normal(), "baseline_psnr": 35 - 2 * f})
+    return pd.DataFrame(rows)
+
+
+def frames_u8(seed=0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (T, 3, H, W), dtype=np.uint8)
+
+
+def rendered(fig: Figure) -> np.ndarray:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=40)
+    return np.asarray(Image.open(buffer))
+
+
+def test_every_figure_function_draws():
+    epochs, iters, frames = epochs_table(), iters_table(), frames_table()
+    truth, pred, labels = frames_u8(0), frames_u8(1), frames_u8(2)
+    made = {
+        "tf": figures.fig_teacher_forcing(epochs, ["cyc", "none"], {"cyc": "Cyclical"}),
+        "kl": figures.fig_kl_annealing(epochs, iters, RUNS),
+        "kl_no_iters": figures.fig_kl_annealing(epochs, pd.DataFrame(), RUNS),
+        "psnr": figures.fig_psnr_per_frame(frames),
+        "epochs": figures.fig_val_psnr_epochs(epochs),
+        "heat": figures.fig_psnr_heatmap(frames, "cyc-s0"),
+        "strip": figures.fig_frame_strip(labels, truth, pred, np.linspace(30, 20, T - 1), steps=[1, 4, 8]),
+        "table": figures.fig_table(figures.results_table(summary_table(), frames)),
+        "run": figures.fig_run_curves(epochs[epochs["run"] == "cyc"], iters[iters["run"] == "cyc"]),
+    }
+    for name, fig in made.items():
+        assert isinstance(fig, Figure), name
+        image = rendered(fig)
+        assert image.shape[0] > 50 and image.shape[1] > 100, name
+        assert image[..., :3].std() > 5, name  # something was drawn
+    assert len(made["tf"].axes) >= 2  # a panel per run (+ twin axes)
+    assert len(made["kl"].axes) == 4 + len(RUNS)  # four curves + a beta row per run
+    assert len(made["strip"].axes) == 4 * 3  # pose/truth/prediction/error x 3 steps
+
+
+def test_figures_of_empty_tables_say_so():
+    empty = pd.DataFrame()
+    for fig in (figures.fig_teacher_forcing(epochs_table(), []), figures.fig_psnr_per_frame(empty),
+                figures.fig_val_psnr_epochs(epochs_table().assign(val_psnr=np.nan)),
+                figures.fig_psnr_heatmap(frames_table(), "missing"), figures.fig_table(empty)):
+        assert "no " in fig.axes[0].texts[0].get_text()
+
+
+def test_psnr_per_frame_averages_seeds_with_a_band():
+    frames = frames_table(epochs=(4,))
+    fig = figures.fig_psnr_per_frame(frames, {"cyc": "Cyclical"})
+    ax = fig.axes[0]
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    cyc = lines["Cyclical (mean of 2 seeds, ±1 sd)"]
+    expected = frames[frames["base"] == "cyc"].groupby("frame")["psnr"].mean().to_numpy()
+    np.testing.assert_allclose(cyc.get_ydata(), expected)
+    np.testing.assert_allclose(lines["repeat-first-frame baseline"].get_ydata(), 35 - 2 * np.arange(1, T))
+    assert len(ax.collections) == len(RUNS)  # one ±sd band per run
+
+
+def summary_table() -> pd.DataFrame:
+    rows = [{"run": f"{r}-s{s}", "base": r, "seed": s, "settings": f"KL {r}", "best_val_psnr": 25.0 + s,
+             "test_psnr": 20.0 + s, "test_baseline_psnr": 22.0, "val_psnr_1_600": -1.0}
+            for r in RUNS for s in (0, 1)]
+    return pd.DataFrame(rows)
+
+
+def test_results_table_measures_the_last_validation_and_averages_seeds():
+    frames = frames_table(epochs=(4,))
+    table = figures.results_table(summary_table(), frames)
+    assert list(table["run"]) == RUNS
+    row = table.iloc[0]
+    cyc = frames[frames["base"] == "cyc"]
+    assert row["val_psnr_mean"] == pytest.approx(cyc["psnr"].mean())
+    assert row["val_psnr_1_600"] == pytest.approx(cyc["psnr"].mean())  # fewer than 600 frames: all of them
+    assert row["val_psnr_last"] == pytest.approx(cyc[cyc["frame"] == T - 1]["psnr"].mean())
+    assert row["baseline_psnr_last"] == pytest.approx(35 - 2 * (T - 1))
+    assert row["best_val_psnr"] == 25.5 and row["test_psnr"] == 20.5 and row["seeds"] == "0, 1"
+    measures = psnr_measures(pd.DataFrame({"frame": np.arange(1, 701), "psnr": np.r_[np.full(600, 20.0), np.full(100, 10.0)],
+                                           "baseline_psnr": np.full(700, 24.0)}))
+    assert measures["val_psnr_1_600"] == 20.0 and measures["val_psnr_last"] == 10.0
+    assert measures["val_psnr_mean"] == pytest.approx((600 * 20 + 100 * 10) / 700)
+
+
+def test_fractional_epoch_spreads_iterations_over_their_epoch():
+    iters = iters_table(["a"], epochs=2, per_epoch=4)
+    np.testing.assert_allclose(figures.fractional_epoch(iters), [0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0])
+
+
+# --- the scrubber's panel --------------------------------------------------------------
+
+
+def test_difference_image_maps_error_to_a_dark_to_bright_ramp():
+    truth = np.full((3, 2, 2), 100, np.uint8)
+    same = difference_image(truth, truth)
+    assert same.shape == (3, 2, 2) and same.dtype == np.uint8
+    assert same.max() <= 4  # black (the ramp starts at 0, 0, 4)
+    off = truth.copy()
+    off[:, 0, 0] = 100 + 64  # 1/4 of the range: saturates at gain 4
+    diff = difference_image(off, truth, gain=4)
+    assert tuple(diff[:, 0, 0]) == (252, 255, 164)
+    assert diff[:, 0, 0].sum() > difference_image(off, truth, gain=1)[:, 0, 0].sum()
+
+
+def test_render_panel_places_four_enlarged_frames_side_by_side():
+    pose, truth, pred = frames_u8(0)[0], frames_u8(1)[0], frames_u8(2)[0]
+    scale = 3
+    bare = render_panel(pose, truth, pred, scale=scale, titles=None)
+    assert bare.shape == (H * scale, 4 * W * scale + 3 * GAP, 3) and bare.dtype == np.uint8
+    tiles = [pose, truth, pred, difference_image(pred, truth)]
+    for i, tile in enumerate(tiles):
+        x = i * (W * scale + GAP)
+        np.testing.assert_array_equal(bare[:, x:x + W * scale], enlarge(tile, scale))
+        if i < 3:
+            assert (bare[:, x + W * scale:x + W * scale + GAP] == 255).all()  # white gap
+    # nearest neighbour: each source pixel is a scale x scale block
+    np.testing.assert_array_equal(bare[0:scale, 0:scale], np.broadcast_to(pose[:, 0, 0], (scale, scale, 3)))
+
+    captioned = render_panel(pose, truth, pred, scale=scale, caption="frame 3: PSNR 21.00 dB")
+    assert captioned.shape == (TEXT_ROW + H * scale + TEXT_ROW, 4 * W * scale + 3 * GAP, 3)
+    np.testing.assert_array_equal(captioned[TEXT_ROW:TEXT_ROW + H * scale], bare)
+    assert (captioned[:TEXT_ROW] < 128).any() and (captioned[-TEXT_ROW:] < 128).any()  # text drawn
+    with pytest.raises(ValueError, match="uint8 frame"):
+        render_panel(pose.astype(float), truth, pred)
+    with pytest.raises(ValueError, match="one shape"):
+        render_panel(pose, truth[:, :16], pred)
+
+
+def make_rollout(seed=0) -> Rollout:
+    return Rollout(prediction=frames_u8(seed), truth=frames_u8(seed + 1), labels=frames_u8(seed + 2),
+                   psnr=np.linspace(30, 20, T - 1), baseline_psnr=np.full(T - 1, 24.0))
+
+
+def test_rollout_panel_captions_the_frame_psnr():
+    rollout = make_rollout()
+    assert rollout_panel(rollout, 3, scale=2).shape == (2 * TEXT_ROW + 2 * H, 4 * 2 * W + 3 * GAP, 3)
+    with pytest.raises(IndexError):
+        rollout_panel(rollout, T)
+    from lab4.scrubber import frame_caption
+
+    assert "given first frame" in frame_caption(rollout, 0)
+    assert f"{rollout.psnr[2]:.2f} dB" in frame_caption(rollout, 3) and "24.00 dB" in frame_caption(rollout, 3)
+    png = to_png(rollout_panel(rollout, 1))
+    assert png.startswith(b"\x89PNG")
+
+
+def test_scrubber_widgets_follow_the_run_and_the_frame(tmp_path):
+    runs = {}
+    for i, (name, length) in enumerate((("a", T), ("b", 5))):
+        folder = tmp_path / name
+        folder.mkdir()
+        r = make_rollout(i)
+        np.savez(folder / "val_rollout.npz", prediction=r.prediction[:length], truth=r.truth[:length],
+                 labels=r.labels[:length], psnr=r.psnr[:length - 1], baseline_psnr=r.baseline_psnr[:length - 1])
+        (folder / "config.json").write_text('{"data_root": "data/x", "val_z": "prior"}')
+        (folder / "val_psnr.csv").write_text("epoch,frame,psnr,baseline_psnr\n3,1,20,24\n")
+        runs[name] = RunData(folder)
+    scrubber = Scrubber(runs, scale=2)
+    assert scrubber.slider.max == T - 1 and scrubber.play.max == T - 1
+    first = scrubber.image.value
+    panel = scrubber.show(t=4)
+    assert scrubber.image.value != first and panel.shape[1] == 4 * 2 * W + 3 * GAP
+    assert "frame 4 of 8" in scrubber.info.value and "after epoch 3" in scrubber.info.value
+    scrubber.show("b")
+    assert scrubber.slider.max == 4 and scrubber.slider.value == 4  # kept within the shorter rollout
+    assert "frame 4 of 4" in scrubber.info.value

@@ -1,0 +1,274 @@
+"""The sweep runner, the training and analysis notebooks and the report, end to end:
+real papermill executions of the real notebooks on the tiny synthetic data, smoke profile."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+import textwrap
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import papermill
+import pytest
+
+from lab4 import cli
+from lab4.report import FIGURE_NAMES, README_FIGURE, REPORT_FILE
+from lab4.sweep import ERROR_FILE, LOG_FILE, RUN_MARKER, RUN_NOTEBOOK, PlanError, load_plan
+
+ROOT = Path(__file__).resolve().parent.parent
+GOOD_RUNS = ["kl_cyclical-s0", "tf_zero-s0"]
+
+
+def run_cli(*argv: str) -> tuple[int, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli.main(list(argv))
+    return code, out.getvalue() + err.getvalue()
+
+
+def write_plan(folder: Path, data: Path, text: str | None = None) -> Path:
+    """A tiny plan: two runs that work and one whose data folder does not exist."""
+    text = text or f"""
+        name: tiny
+        description: two smoke runs and a broken one
+        profile: smoke
+        data_root: {data}
+        seeds: [0]
+        settings: {{partial: 0.5, val_vi_len: 16}}
+        runs:
+          - name: kl_cyclical
+            label: Cyclical
+            groups: [kl, tf]
+            settings: {{kl_anneal_type: Cyclical}}
+          - name: tf_zero
+            groups: [tf]
+            settings: {{tfr: 0.0}}
+          - name: broken
+            groups: [kl]
+            settings: {{data_root: {folder / 'no_such_data'}}}
+        """
+    path = folder / "plan.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+@dataclass
+class Sweep:
+    plan: Path
+    folder: Path
+    code: int
+    output: str
+    seconds: float
+
+
+@pytest.fixture(scope="session")
+def tiny_sweep(tiny_data, tmp_path_factory) -> Sweep:
+    base = tmp_path_factory.mktemp("sweep")
+    plan = write_plan(base, tiny_data)
+    folder = base / "runs" / "tiny"
+    started = time.perf_counter()
+    code, output = run_cli("sweep", str(plan), "--out", str(folder), "--threads", "1", "--quiet")
+    return Sweep(plan, folder, code, output, time.perf_counter() - started)
+
+
+def test_sweep_runs_the_notebook_per_run_and_reports_the_failing_one(tiny_sweep):
+    assert tiny_sweep.code == 1, tiny_sweep.output  # one run failed
+    summary = pd.read_csv(tiny_sweep.folder / "summary.csv")
+    assert list(summary["run"]) == GOOD_RUNS + ["broken-s0"]
+    assert list(summary["status"]) == ["done", "done", "failed"]
+    for column in ("kl_anneal_type", "tfr", "num_epoch", "final_val_psnr", "best_val_psnr", "baseline_psnr",
+                   "test_psnr", "test_baseline_psnr", "train_seconds", "run_seconds"):
+        assert column in summary, column
+    done = summary[summary["status"] == "done"]
+    assert done[["final_val_psnr", "best_val_psnr", "baseline_psnr", "test_psnr"]].notna().all().all()
+    assert list(done["tfr"]) == [1.0, 0.0]
+
+    for name in GOOD_RUNS:
+        run = tiny_sweep.folder / name
+        for file in (RUN_NOTEBOOK, RUN_MARKER, LOG_FILE, "config.json", "train_log.csv", "val_psnr.csv",
+                     "val_rollout.npz", "checkpoints/best.pt", "test/submission.csv", "test/seq_0.gif",
+                     "test/score.json"):
+            assert (run / file).is_file(), run / file
+        notebook = nbformat.read(run / RUN_NOTEBOOK, as_version=4)
+        injected = [c for c in notebook.cells if "injected-parameters" in c.metadata.get("tags", [])]
+        assert len(injected) == 1 and f'run_name = "{name}"' in injected[0].source
+        assert not any(o.get("output_type") == "error" for c in notebook.cells for o in c.get("outputs", []))
+        assert json.loads((run / RUN_MARKER).read_text())["run"] == name
+
+    # The failing run: reported with its executed notebook and the error; no marker.
+    broken = tiny_sweep.folder / "broken-s0"
+    assert not (broken / RUN_MARKER).exists()
+    error = summary.loc[summary["run"] == "broken-s0", "error"].item()
+    assert "no_such_data" in error
+    assert "FAILED broken-s0" in tiny_sweep.output and "no_such_data" in tiny_sweep.output
+    assert str(broken / RUN_NOTEBOOK) in tiny_sweep.output
+    notebook = nbformat.read(broken / RUN_NOTEBOOK, as_version=4)
+    assert any(o.get("output_type") == "error" for c in notebook.cells for o in c.get("outputs", []))
+    assert json.loads((broken / ERROR_FILE).read_text())["error"] == error
+    # Status lines per run and per epoch.
+    assert "[kl_cyclical-s0] done in" in tiny_sweep.output
+    assert re.search(r"\[tf_zero-s0\] epoch\s+2 ", tiny_sweep.output)
+
+
+def test_a_second_sweep_skips_finished_runs_and_retries_the_failed_one(tiny_sweep):
+    markers = {name: (tiny_sweep.folder / name / RUN_MARKER).stat().st_mtime_ns for name in GOOD_RUNS}
+    code, output = run_cli("sweep", str(tiny_sweep.plan), "--out", str(tiny_sweep.folder), "--threads", "1",
+                           "--quiet")
+    assert code == 1
+    for name in GOOD_RUNS:
+        assert f"[{name}] skipped" in output
+        assert (tiny_sweep.folder / name / RUN_MARKER).stat().st_mtime_ns == markers[name]
+    assert "FAILED broken-s0" in output
+    assert "0 ran, 2 skipped (finished earlier), 1 failed" in output
+    summary = pd.read_csv(tiny_sweep.folder / "summary.csv")
+    assert list(summary["status"]) == ["skipped", "skipped", "failed"]
+    assert summary.loc[0, "final_val_psnr"] > 0  # a skipped run's numbers are still reported
+
+
+def test_analysis_notebook_and_report_on_the_tiny_sweep(tiny_sweep, tmp_path):
+    figures = tmp_path / "figures"
+    code, output = run_cli("report", str(tiny_sweep.folder), "--figures", str(figures), "--quiet")
+    assert code == 0, output
+    for name in FIGURE_NAMES:
+        for ext in ("pdf", "png"):
+            assert (figures / f"{name}.{ext}").stat().st_size > 1000, name
+    assert (figures / README_FIGURE[1]).is_file()
+    assert (figures / "results_table.csv").is_file()
+    pdf = (figures / REPORT_FILE).read_bytes()
+    assert pdf.startswith(b"%PDF")
+    assert len(re.findall(rb"/Type\s*/Page\b(?!s)", pdf)) == 1 + len(FIGURE_NAMES)  # title page + figures
+
+    notebook = nbformat.read(tiny_sweep.folder / "analysis.ipynb", as_version=4)
+    outputs = [o for c in notebook.cells for o in c.get("outputs", [])]
+    assert not any(o.get("output_type") == "error" for o in outputs)
+    data = [o.get("data", {}) for o in outputs]
+    assert sum("image/png" in d for d in data) >= len(FIGURE_NAMES)  # figures shown inline
+    assert any("application/vnd.jupyter.widget-view+json" in d for d in data)  # the scrubber
+    markdown = "".join(d.get("text/markdown", "") for d in data)
+    assert "kl_cyclical-s0/test/seq_0.gif" in markdown  # GIF links relative to the notebook
+    assert "repeat-first-frame baseline" in markdown
+
+
+def test_plan_errors_name_the_file_and_the_key(tmp_path):
+    data = tmp_path / "data"
+    cases = {
+        "colour: red\nruns: [{name: a}]\n": "unknown key 'colour'",
+        "runs: [{name: a, setting: {tfr: 0.5}}]\n": "unknown key 'setting'",
+        "runs: [{name: a, settings: {tfrr: 0.5}}]\n": "'tfrr' is not a config field",
+        "runs: [{name: a, settings: {kl_anneal_type: Linear}}]\n": "kl_anneal_type='Linear'",
+        "runs: [{name: a}, {name: a}]\n": "appears twice",
+        "profile: gpu\nruns: [{name: a}]\n": "profile 'gpu'",
+        "runs: []\n": "runs: expected a non-empty list",
+        "seeds: [0, -1]\nruns: [{name: a}]\n": "seeds",
+    }
+    for text, message in cases.items():
+        plan = write_plan(tmp_path, data, text)
+        with pytest.raises(PlanError) as info:
+            load_plan(plan)
+        assert str(plan) in str(info.value) and message in str(info.value), (text, str(info.value))
+    code, output = run_cli("sweep", str(plan), "--out", str(tmp_path / "runs"))
+    assert code == 2 and output.startswith("error: ") and str(plan) in output
+    assert not (tmp_path / "runs").exists()  # nothing ran
+
+
+def test_shipped_plans_cover_the_report():
+    for name, profile in (("ablations", "quick"), ("ablations-lab", "lab"), ("smoke", "smoke")):
+        plan = load_plan(name)
+        assert plan.profile == profile
+        kl = [r for r in plan.runs if "kl" in r.groups]
+        tf = [r for r in plan.runs if "tf" in r.groups]
+        assert {r.config.kl_anneal_type for r in kl} >= {"Cyclical", "Monotonic", "None"}
+        assert len({(r.config.tfr, r.config.tfr_sde, r.config.tfr_d_step) for r in kl}) == 1  # same TF
+        assert len({(r.config.tfr, r.config.tfr_d_step) for r in tf}) >= 3
+        assert len({r.config.kl_anneal_type for r in tf}) == 1  # same KL
+    assert load_plan("ablations", seeds=[0, 1]).runs[1].name == "kl_cyclical-s1"
+
+
+def test_notebooks_have_one_parameters_cell_with_every_knob():
+    train = papermill.inspect_notebook(str(ROOT / "notebooks" / "train.ipynb"))
+    for knob in ("run_name", "profile", "data_root", "output_dir", "num_epoch", "seed", "kl_anneal_type",
+                 "kl_anneal_cycle", "kl_anneal_ratio", "tfr", "tfr_sde", "tfr_d_step", "tf_granularity",
+                 "overrides"):
+        assert knob in train, knob
+    assert "sweep_dir" in papermill.inspect_notebook(str(ROOT / "notebooks" / "analysis.ipynb"))
+    for name in ("train.ipynb", "analysis.ipynb"):
+        notebook = nbformat.read(ROOT / "notebooks" / name, as_version=4)
+        tagged = [c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])]
+        assert len(tagged) == 1
+        assert all(not c.get("outputs") for c in notebook.cells if c.cell_type == "code")  # committed clean
+
+
+def test_jobs_get_a_gpu_each_and_never_share_one(tmp_path, monkeypatch):
+    import threading
+
+    import lab4.sweep as sweep
+
+    plan = load_plan(write_plan(tmp_path, tmp_path / "data", """
+        profile: smoke
+        seeds: [0, 1, 2]
+        runs: [{name: a}, {name: b}]
+        """))
+    in_use: list[str] = []
+    seen: list[tuple[str, str]] = []
+    lock = threading.Lock()
+
+    def fake_execute(run, plan, sweep_dir, notebook, existing, env, printer, processes):
+        gpu = env.get("CUDA_VISIBLE_DEVICES")
+        with lock:
+            assert gpu not in in_use  # no two running jobs on one GPU
+            in_use.append(gpu)
+            seen.append((run.name, gpu))
+        time.sleep(0.05)
+        with lock:
+            in_use.remove(gpu)
+        return sweep.Outcome(run, "done", 0.05, device=f"GPU {gpu}")
+
+    monkeypatch.setattr(sweep, "visible_gpus", lambda: ["3", "5"])
+    monkeypatch.setattr(sweep, "_execute", fake_execute)
+    outcomes, summary = sweep.run_sweep(plan, tmp_path / "runs", jobs=2, progress=False)
+    assert [o.status for o in outcomes] == ["done"] * 6
+    assert {gpu for _, gpu in seen} == {"3", "5"} and len(seen) == 6
+    assert set(pd.read_csv(summary)["device"]) == {"GPU 3", "GPU 5"}
+
+
+def test_run_training_keeps_a_finished_run_and_refuses_other_settings(tmp_path, monkeypatch):
+    import lab4.train
+    from lab4 import experiment
+
+    cfg = experiment.build_config("smoke", str(tmp_path / "data"), {"tfr": 0.5})
+    assert cfg.tfr == 0.5 and cfg.data_root == str(tmp_path / "data")
+    assert experiment.build_config("smoke", None, {"tfr": 0.5}, tfr=0.25).tfr == 0.25  # a knob beats overrides
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    cfg.save(run_dir / "config.json")
+    (run_dir / "done.json").write_text("{}")
+    monkeypatch.setattr(lab4.train, "train", lambda *a, **k: pytest.fail("trained a finished run"))
+    assert experiment.run_training(cfg, run_dir, progress=False).root == run_dir
+    other = experiment.build_config("smoke", str(tmp_path / "data"), {"tfr": 0.0})
+    with pytest.raises(ValueError, match=r"tfr: 0.5 there, 0.0 now"):
+        experiment.run_training(other, run_dir, progress=False)
+    with pytest.raises(ValueError, match="existing="):
+        experiment.run_training(cfg, run_dir, existing="overwrite")
+
+
+def test_a_sweep_without_summary_is_read_from_its_run_markers(tiny_sweep, tmp_path):
+    import shutil
+
+    from lab4.report import ReportBook
+    from lab4.results import load_sweep
+
+    copy = tmp_path / "tiny"
+    shutil.copytree(tiny_sweep.folder, copy, ignore=shutil.ignore_patterns("checkpoints", "*.gif", "*.ipynb"))
+    (copy / "summary.csv").unlink()
+    sweep = load_sweep(copy)
+    assert sweep.run_names == GOOD_RUNS  # the failed run has no marker
+    assert {"settings", "base", "seed", "groups", "final_val_psnr"} <= set(sweep.summary.columns)
+    assert sweep.runs_in_group("kl") == ["kl_cyclical-s0"]
+    table = ReportBook(sweep).results()
+    assert list(table["run"]) == ["kl_cyclical", "tf_zero"] and table["val_psnr_mean"].notna().all()
