@@ -108,6 +108,7 @@ def naive_rollout(model: VideoCVAE, first_frame: torch.Tensor, labels: torch.Ten
     Per step: encode the label and the last prediction, z from the prior, fuse, generate,
     and copy the frame to the host (`.cpu()`), as the template's decoded_frame_list does.
     """
+    was_training = model.training
     model.eval()
     out = first_frame[None]
     decoded = [out.cpu()]
@@ -119,6 +120,7 @@ def naive_rollout(model: VideoCVAE, first_frame: torch.Tensor, labels: torch.Ten
         parm = model.Decoder_Fusion(human_feat_hat, label_feat, z)
         out = model.to_image(model.Generator(parm))
         decoded.append(out.cpu())
+    model.train(was_training)
     return torch.cat(decoded)
 
 
@@ -363,7 +365,7 @@ def run_bench(args: argparse.Namespace, log: Callable[[str], None] = print) -> d
         f"allocator {env['allocator']}")
 
     # --- training steps -----------------------------------------------------------------
-    for mode in modes:
+    for mode in ([] if args.skip_train else modes):
         forced = mode == "tf"
         steps: dict[str, Callable[[], Any]] = {
             "naive": lambda: naive_train_step(naive_model, naive_opt, frames, labels, forced, args.kl_weight,
@@ -410,6 +412,12 @@ def run_bench(args: argparse.Namespace, log: Callable[[str], None] = print) -> d
             }
         result["train"][mode] = section
 
+    if modes and not args.skip_train:
+        result["train_ratio"] = result["train"][modes[0]][variants[0].name]["ratio_vs_naive"]
+    result["env"]["peak_rss_mb_lifetime"] = peak_rss_lifetime_mb()
+    if args.skip_rollouts:
+        return result
+
     # --- rollouts -----------------------------------------------------------------------
     seqs, length = args.sequences, args.rollout_frames
     first = torch.rand((seqs, 3, FRAME_H, FRAME_W), generator=gen).to(device)
@@ -453,7 +461,8 @@ def run_bench(args: argparse.Namespace, log: Callable[[str], None] = print) -> d
     for n in names:
         count = runs[n][1] * (length - 1)
         fps = [count / t for t in roll_times[n]]
-        result["rollout"][n] = {"sequences": runs[n][1], "frames": count, "frames_per_s": summary(fps), "seconds": roll_times[n],
+        result["rollout"][n] = {"sequences": runs[n][1], "frames": count, "frames_per_s": summary(fps),
+                                "seconds": roll_times[n],
                                 "peak_mem_mb": roll_mem[n].peak / 2**20}
     seq_fps = result["rollout"][f"naive {seqs} sequential"]["frames_per_s"]["median"]
     one_fps = result["rollout"]["naive 1 seq"]["frames_per_s"]["median"]
@@ -463,7 +472,6 @@ def run_bench(args: argparse.Namespace, log: Callable[[str], None] = print) -> d
         entry["ratio_vs_naive"] = entry["frames_per_s"]["median"] / base
     result["rollout_ratio_batched_vs_sequential"] = (
         result["rollout"][f"{best_v.name}: {seqs} batched"]["frames_per_s"]["median"] / seq_fps)
-    result["train_ratio"] = result["train"][modes[0]][best_v.name]["ratio_vs_naive"]
     result["env"]["peak_rss_mb_lifetime"] = peak_rss_lifetime_mb()
     return result
 
@@ -493,17 +501,22 @@ def format_table(result: dict[str, Any]) -> str:
             lines.append(f"  {name:34} {fps['median']:9.3g} {spread(fps):>13} "
                          f"{statistics.median(row['step_s']):8.3g} {row['ratio_vs_naive']:8.2f}x "
                          f"{row['peak_mem_mb']:12.0f} {row['saved_activations_mb']:13.0f}")
-    lines.append(f"\nrollouts: {settings['rollout_frames']} frames per sequence, prior z, "
-                 f"{settings['rollout_reps']} rep(s)")
-    lines.append(f"  {'':44} {'frames/s':>9} {'min-max':>13} {'seconds':>8} {'vs naive':>9} {mem:>12}")
+    if result["rollout"]:
+        lines.append(f"\nrollouts: {settings['rollout_frames']} frames per sequence, prior z, "
+                     f"{settings['rollout_reps']} rep(s)")
+        lines.append(f"  {'':44} {'frames/s':>9} {'min-max':>13} {'seconds':>8} {'vs naive':>9} {mem:>12}")
     for name, row in result["rollout"].items():
         fps = row["frames_per_s"]
         lines.append(f"  {name:44} {fps['median']:9.3g} {spread(fps):>13} "
                      f"{statistics.median(row['seconds']):8.3g} {row['ratio_vs_naive']:8.2f}x {row['peak_mem_mb']:12.0f}")
     first = result["settings"]["variants"][0]["name"]
-    lines.append(f"\nratio training ({first} / naive): {result['train_ratio']:.2f}x")
-    lines.append(f"ratio rollout ({first}, {settings['rollout_sequences']} batched / naive "
-                 f"{settings['rollout_sequences']} sequential): {result['rollout_ratio_batched_vs_sequential']:.2f}x")
+    lines.append("")
+    if "train_ratio" in result:
+        lines.append(f"ratio training ({first} / naive): {result['train_ratio']:.2f}x")
+    if "rollout_ratio_batched_vs_sequential" in result:
+        lines.append(f"ratio rollout ({first}, {settings['rollout_sequences']} batched / naive "
+                     f"{settings['rollout_sequences']} sequential): "
+                     f"{result['rollout_ratio_batched_vs_sequential']:.2f}x")
     lines.append(f"process peak RSS {env['peak_rss_mb_lifetime']:.0f} MB; allocator {env['allocator']}; "
                  f"{env['threads']} threads; torch {env['torch']}; {env['device_name']}")
     return "\n".join(lines)
@@ -540,6 +553,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rollout-frames", type=int, default=630, help="frames per rolled-out sequence (default 630)")
     p.add_argument("--sequences", type=int, default=5, help="sequences rolled out (default 5, the test set's)")
     p.add_argument("--rollout-reps", type=int, default=1, help="timed repetitions of each rollout (default 1)")
+    p.add_argument("--skip-train", action="store_true", help="time the rollouts only")
+    p.add_argument("--skip-rollouts", action="store_true", help="time the training steps only")
     p.add_argument("--skip-sequential-ours", action="store_true",
                    help="do not time the project's rollout run one sequence at a time")
     p.add_argument("--kl-weight", type=float, default=1.0)

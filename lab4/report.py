@@ -86,14 +86,27 @@ class ReportBook:
         return "What ran: " + ", ".join(parts) + "."
 
     def val_measure(self) -> str:
+        """What every validation PSNR of the sweep was measured on."""
         frames = self.sweep.last_validation(self.runs[:1])
         data = self.meta["data_root"].iloc[0] if "data_root" in self.meta else "the data"
-        n = int(frames["frame"].max()) + 1 if not frames.empty else "?"
-        run = self.sweep.run(self.runs[0]) if self.runs else None
-        z = run.config.get("val_z", "prior") if run else "prior"
-        return (f"Measured on the validation video of {data} ({n} frames): the first frame given, frames 1-{n - 1 if n != '?' else '?'} "
-                f"predicted autoregressively from the pose labels (z={z}), PSNR per frame at data range 1, "
-                f"after the run's last epoch.")
+        z = self.sweep.run(self.runs[0]).config.get("val_z", "prior")
+        if frames.empty:
+            video = f"the validation video of {data}"
+        else:
+            last = int(frames["frame"].max())
+            video = f"the validation video of {data} ({last + 1} frames: frame 0 given, frames 1-{last} predicted)"
+        return (f"Measured on {video}, autoregressively from the pose labels with z={z}; PSNR per frame "
+                "(frames in [0, 1], data range 1), after the run's last epoch.")
+
+    def summary_note(self) -> str:
+        """What the columns of summary.csv measure (markdown)."""
+        return ("**final_val_psnr**: mean PSNR (dB) over the predicted frames of the last validation rollout; "
+                "**best_val_psnr**: the best such mean over the run's validations; **baseline_psnr**: the "
+                "repeat-first-frame baseline on the same frames; **val_frames**: how many frames were predicted; "
+                "**test_psnr** / **test_baseline_psnr**: mean per-frame PSNR (data range 255) over the scored frames "
+                "of the test sequences, as Kaggle scores, when the data has test ground truth; **train_seconds**: "
+                "the epochs' time; **run_seconds**: the whole notebook's. " + self.val_measure() + " "
+                + self.what_ran())
 
     # --- the figures -------------------------------------------------------------------
 

@@ -362,6 +362,25 @@ def _execute(run: RunSpec, plan: Plan, sweep_dir: Path, notebook: Path, existing
     return Outcome(run, "failed", seconds, error=error, device=device)
 
 
+def _lock(sweep_dir: Path) -> Any:
+    """An exclusive lock on the sweep folder, so two sweeps never write the same runs.
+    Released when the returned file is closed or the process ends."""
+    handle = open(sweep_dir / ".sweep.lock", "w")
+    try:
+        import fcntl
+    except ImportError:  # Windows: no lock
+        return handle
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise FileExistsError(f"{sweep_dir}: another sweep is running in this folder; wait for it, or pass "
+                              "--out to use another folder") from None
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
+
+
 def _first_start(sweep_dir: Path, name: str) -> str:
     """When this sweep first started (kept across re-runs that finish it)."""
     try:
@@ -393,9 +412,10 @@ def run_sweep(plan: Plan, sweep_dir: Path | None = None, jobs: int = 1, force: b
                              f"(its runs: {', '.join(r.name for r in runs)})")
         runs = [r for r in runs if r.name in only or r.base in only]
     sweep_dir.mkdir(parents=True, exist_ok=True)
+    lock = _lock(sweep_dir)  # held until this function returns
     gpus = visible_gpus()
     info = {
-        "name": plan.name, "plan": str(plan.path), "plan_contents": plan.raw, "description": plan.description,
+        "name": plan.name, "plan": display_path(plan.path), "plan_contents": plan.raw, "description": plan.description,
         "profile": plan.profile, "data_root": display_path(plan.runs[0].config.data_root),
         "seeds": sorted({r.seed for r in plan.runs}), "varied": plan.varied,
         "runs": [r.name for r in plan.runs], "started": _first_start(sweep_dir, plan.name),
@@ -482,6 +502,7 @@ def run_sweep(plan: Plan, sweep_dir: Path | None = None, jobs: int = 1, force: b
             seconds = json.loads((sweep_dir / run.name / RUN_MARKER).read_text()).get("seconds", 0.0) if finished else 0.0
             outcomes[run.name] = Outcome(run, "skipped" if finished else "not run", seconds)
     summary = write_summary(plan, sweep_dir, [outcomes[r.name] for r in plan.runs])
+    lock.close()
     return [outcomes[r.name] for r in runs], summary
 
 

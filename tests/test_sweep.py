@@ -272,3 +272,13 @@ def test_a_sweep_without_summary_is_read_from_its_run_markers(tiny_sweep, tmp_pa
     assert sweep.runs_in_group("kl") == ["kl_cyclical-s0"]
     table = ReportBook(sweep).results()
     assert list(table["run"]) == ["kl_cyclical", "tf_zero"] and table["val_psnr_mean"].notna().all()
+
+
+def test_two_sweeps_never_share_a_folder(tmp_path):
+    import lab4.sweep as sweep
+
+    held = sweep._lock(tmp_path)
+    with pytest.raises(FileExistsError, match="another sweep is running"):
+        sweep._lock(tmp_path)
+    held.close()
+    sweep._lock(tmp_path).close()  # free again

@@ -1,0 +1,96 @@
+"""`python -m lab4 bench` runs end to end on tiny settings and writes bench.json (no timing claims)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from lab4.bench import naive_rollout
+from lab4.cli import main
+from lab4.model import VideoCVAE
+from lab4.rollout import rollout
+
+TINY = ["--sizes", "smoke", "--batch", "2", "--clip", "4", "--reps", "2", "--warmup", "1",
+        "--rollout-frames", "5", "--sequences", "2", "--threads", "1", "--device", "cpu"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors: one thread is as fast and immune to a busy machine's thread contention."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_bench_writes_json_with_expected_keys(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "bench.json"
+    assert main(["bench", *TINY, "--precision", "fp32,bf16", "--channels-last", "both",
+                 "--modes", "tf,free", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "naive" in printed and "ratio training" in printed and "ratio rollout" in printed
+
+    result = json.loads(out.read_text())
+    assert set(result) >= {"settings", "env", "train", "rollout", "train_ratio",
+                           "rollout_ratio_batched_vs_sequential"}
+    assert result["settings"]["batch"] == 2 and result["settings"]["clip"] == 4
+    assert result["settings"]["predicted_frames_per_step"] == 6
+    assert set(result["env"]) >= {"device", "device_name", "torch", "threads", "allocator",
+                                  "peak_rss_mb_lifetime"}
+    assert result["env"]["threads"] == 1
+
+    variants = [v["name"] for v in result["settings"]["variants"]]
+    assert variants == ["ours fp32 channels_last", "ours fp32 NCHW", "ours bf16 channels_last", "ours bf16 NCHW"]
+    assert set(result["train"]) == {"tf", "free"}
+    for section in result["train"].values():
+        assert list(section) == ["naive", *variants]
+        for row in section.values():
+            assert set(row) >= {"frames_per_s", "step_s", "ratio_vs_naive", "peak_mem_mb", "saved_activations_mb"}
+            assert set(row["frames_per_s"]) == {"median", "min", "max", "q1", "q3"}
+            assert len(row["step_s"]) == 2 and all(t > 0 for t in row["step_s"])
+            assert row["frames_per_s"]["min"] <= row["frames_per_s"]["median"] <= row["frames_per_s"]["max"]
+        assert section["naive"]["ratio_vs_naive"] == pytest.approx(1.0)
+        # bf16 autocast halves what autograd keeps for backward (at least most of it).
+        assert section["ours bf16 channels_last"]["saved_activations_mb"] < section["naive"]["saved_activations_mb"]
+
+    rollouts = result["rollout"]
+    assert {"naive 1 seq", "naive 2 sequential", "ours fp32 channels_last: 2 batched",
+            "ours fp32 channels_last: 2 sequential", "ours bf16 NCHW: 1 seq"} <= set(rollouts)
+    assert rollouts["naive 2 sequential"]["frames"] == 2 * 4
+    assert rollouts["naive 1 seq"]["frames"] == 4
+    for row in rollouts.values():
+        assert row["frames_per_s"]["median"] > 0 and row["peak_mem_mb"] > 0
+    assert result["train_ratio"] == result["train"]["tf"]["ours fp32 channels_last"]["ratio_vs_naive"]
+
+
+def test_bench_rejects_bad_options(tmp_path: Path) -> None:
+    assert main(["bench", *TINY, "--precision", "fp8", "--out", str(tmp_path / "b.json")]) == 2
+    assert main(["bench", *TINY, "--modes", "sometimes", "--out", str(tmp_path / "b.json")]) == 2
+    assert not (tmp_path / "b.json").exists()
+
+
+def test_naive_rollout_matches_project_rollout() -> None:
+    """Same weights, same noise stream: the template loop and the batched rollout give the same frames."""
+    torch.manual_seed(0)
+    model = VideoCVAE(16, 8, 4, 16)
+    gen = torch.Generator().manual_seed(5)
+    first = torch.rand((1, 3, 32, 64), generator=gen)
+    labels = torch.rand((1, 6, 3, 32, 64), generator=gen)
+    naive = naive_rollout(model, first[0], labels[0], torch.Generator().manual_seed(9))
+    ours = rollout(model, first, labels, generator=torch.Generator().manual_seed(9))[0]
+    torch.testing.assert_close(ours, naive, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.timeout(120)
+def test_python_dash_m_runs(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    done = subprocess.run([sys.executable, "-m", "lab4", "bench", *TINY, "--reps", "1", "--warmup", "0",
+                           "--skip-sequential-ours", "--out", str(out)],
+                          capture_output=True, text=True, timeout=110)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(out.read_text())["settings"]["sizes"] == "smoke"
