@@ -10,8 +10,13 @@ PLAN   ?= ablations
 JOBS   ?= 1
 SWEEP  ?=
 FIGURES ?= figures
+# tcmalloc, when installed (Debian: libtcmalloc-minimal4; `make setup` installs it where it can),
+# for every training command: glibc's allocator returns large activation buffers to the OS
+# after each step and pays for fresh pages on the next, which slows CPU training measurably.
+TCMALLOC = $$(ls /usr/lib/*-linux-gnu/libtcmalloc_minimal.so.4 /usr/lib/libtcmalloc_minimal.so.4 2>/dev/null | head -n 1)
+RUN_PY = LD_PRELOAD="$(TCMALLOC)" $(PY)
 
-.PHONY: all setup test data train predict score clean-runs ablations report lab
+.PHONY: all setup test data train predict score clean-runs ablations report lab bench
 
 # The default: set-up, the default data, the report's ablations (profile quick, CPU), the report.
 all: setup data ablations report
@@ -27,6 +32,10 @@ setup:
 	  $(PY) -m pip install -q --upgrade pip; \
 	  $(PY) -m pip install -q "$(TORCH)"; \
 	  $(PY) -m pip install -q -e ".[notebooks,dev]"; \
+	  if [ -z "$(TCMALLOC)" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    timeout 120 apt-get install -y -q libtcmalloc-minimal4 >/dev/null 2>&1 \
+	      || echo "setup: tcmalloc not installed (optional: apt-get install libtcmalloc-minimal4)"; \
+	  fi; \
 	  echo "$$want" > $(STAMP); \
 	  echo "setup: installed $(TORCH) and lab4 into $(VENV)"; \
 	fi
@@ -38,22 +47,26 @@ data: setup
 	$(PY) -m lab4 data
 
 train: setup
-	$(PY) -m lab4 train --profile $(PROFILE) --run-dir $(RUN) $(if $(wildcard $(RUN)/checkpoints/last.pt),--resume,)
+	$(RUN_PY) -m lab4 train --profile $(PROFILE) --run-dir $(RUN) $(if $(wildcard $(RUN)/checkpoints/last.pt),--resume,)
 
 predict: setup
-	$(PY) -m lab4 predict $(RUN)
+	$(RUN_PY) -m lab4 predict $(RUN)
 
 # The ablation plan lab4/plans/$(PLAN).yaml (the training notebook once per run, papermill)
 # into runs/<plan name>/; finished runs are skipped. PLAN=ablations-lab JOBS=4: the template's
 # settings, one GPU per job. A plan naming its own data (smoke: data/tiny) needs that data.
 ablations: data
-	$(PY) -m lab4 sweep $(PLAN) --jobs $(JOBS)
+	$(RUN_PY) -m lab4 sweep $(PLAN) --jobs $(JOBS)
 
 # The analysis notebook, headless, on $(SWEEP) (default: the latest sweep): every figure as
 # PDF + PNG in $(FIGURES)/ and $(FIGURES)/report.pdf; the executed notebook in the sweep folder.
 report: setup
-	$(PY) -m lab4 report $(SWEEP) --figures $(FIGURES)
+	$(RUN_PY) -m lab4 report $(SWEEP) --figures $(FIGURES)
 
 # JupyterLab on the analysis notebook (the frame scrubber needs a live kernel).
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/analysis.ipynb
+
+# The speed benchmark: the naive template-style loop and the project's step, side by side.
+bench: setup
+	$(RUN_PY) -m lab4 bench --out bench.json

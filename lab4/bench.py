@@ -8,10 +8,13 @@ to the host as it goes. OURS is the project's code: `lab4.step.clip_loss` under 
 precision's autocast on a model built by `lab4.train.build_model` (channels_last per the
 config), and `lab4.rollout.rollout` with all sequences in one batch.
 
-After warm-up, the training steps run alternately (naive, ours, ours, naive, ...) so
-that a machine's changing load hits every variant alike; each variant reports the
-median and spread of its repetitions. Frames/s counts predicted frames: batch x (T-1)
-per training step, sequences x (T-1) per rollout.
+The training step is teacher forced (as in the template's first epochs, and the mode
+that can be batched completely); `--modes tf,free` adds the free-running step, where
+the previous frame is the model's own detached prediction. After warm-up the variants
+take turns, one step each in rotating order, so that a machine's changing load hits all
+alike; each reports the median and spread of its repetitions. Rollouts interleave
+sequence by sequence the same way. Frames/s counts predicted frames: batch x (T-1) per
+training step, sequences x (T-1) per rollout.
 
 Memory: on CUDA, torch.cuda.max_memory_allocated per variant (exact). On CPU the peak
 resident set size sampled while the variant runs (`peak_rss_mb`: the whole process, and
@@ -24,7 +27,6 @@ allocator).
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import platform
@@ -69,8 +71,8 @@ def naive_clip_loss(model: VideoCVAE, frames: torch.Tensor, labels: torch.Tensor
         noise = noise.unflatten(0, (batch, length - 1))
     img = frames.permute(1, 0, 2, 3, 4)      # (T, B, C, H, W), as the template permutes
     label = labels.permute(1, 0, 2, 3, 4)
-    mse = torch.zeros(())
-    kl = torch.zeros(())
+    mse = frames.new_zeros(())
+    kl = frames.new_zeros(())
     out = img[0]
     for i in range(1, length):
         prev = img[i - 1] if teacher_forced else out.detach()
@@ -310,6 +312,9 @@ def run_bench(args: argparse.Namespace, log: Callable[[str], None] = print) -> d
         raise ValueError("bench: need --batch >= 1, --clip >= 2, --reps >= 1, --warmup >= 0, --rollout-frames >= 2")
     device = resolve_bench_device(args.device)
     variants = parse_variants(args, device)
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if not modes or any(m not in ("tf", "free") for m in modes):
+        raise ValueError(f"--modes {args.modes!r}: expected tf, free or tf,free")
     cfg = bench_config(args)
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
@@ -330,9 +335,6 @@ def run_bench(args: argparse.Namespace, log: Callable[[str], None] = print) -> d
     labels = torch.rand((args.batch, args.clip, 3, FRAME_H, FRAME_W), generator=gen).to(device)
     per_step = args.batch * (args.clip - 1)
     params = sum(p.numel() for p in naive_model.parameters())
-    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    if not modes or any(m not in ("tf", "free") for m in modes):
-        raise ValueError(f"--modes {args.modes!r}: expected tf, free or tf,free")
 
     result: dict[str, Any] = {
         "settings": {
@@ -357,12 +359,11 @@ def run_bench(args: argparse.Namespace, log: Callable[[str], None] = print) -> d
         },
         "train": {},
         "rollout": {},
+        "ratios": {},
     }
-    log(f"lab4 bench: {args.sizes} sizes (F={cfg.F_dim} L={cfg.L_dim} N={cfg.N_dim} D={cfg.D_out_dim}, "
-        f"{params / 1e6:.2f} M params), batch {args.batch}, clip {args.clip} ({per_step} predicted frames/step)")
-    env = result["env"]
-    log(f"device {env['device_name']}, torch {env['torch']}, {env['threads']} threads, "
-        f"allocator {env['allocator']}")
+    log(f"lab4 bench: {args.sizes} sizes, batch {args.batch}, clip {args.clip}, naive vs "
+        f"{', '.join(v.name for v in variants)} on {device.type} ({torch.get_num_threads()} threads); "
+        "the table follows")
 
     # --- training steps -----------------------------------------------------------------
     for mode in ([] if args.skip_train else modes):
@@ -375,6 +376,7 @@ def run_bench(args: argparse.Namespace, log: Callable[[str], None] = print) -> d
                 model, opt, frames, labels, forced, args.kl_weight, device, v.amp_dtype, scaler, cfg.grad_clip))
         names = list(steps)
         times: dict[str, list[float]] = {n: [] for n in names}
+        cpu_times = {n: [0.0, 0.0] for n in names}
         memory = {n: PeakMemory(device) for n in names}
         log(f"\ntraining step ({'teacher forced' if forced else 'free running: previous frame = own prediction'})"
             f": {args.warmup} warm-up + {args.reps} timed reps each, alternating")
@@ -383,14 +385,17 @@ def run_bench(args: argparse.Namespace, log: Callable[[str], None] = print) -> d
                 steps[n]()
             sync(device)
         for rep in range(args.reps):
-            order = names if rep % 2 == 0 else names[::-1]
-            for n in order:
+            for n in rotated(names, rep):
                 with memory[n]:
                     sync(device)
+                    usage = resource.getrusage(resource.RUSAGE_SELF)
                     start = time.perf_counter()
                     steps[n]()
                     sync(device)
                     times[n].append(time.perf_counter() - start)
+                    after = resource.getrusage(resource.RUSAGE_SELF)
+                cpu_times[n][0] += after.ru_utime - usage.ru_utime
+                cpu_times[n][1] += after.ru_stime - usage.ru_stime
         saved = {"naive": saved_activation_bytes(
             lambda: naive_clip_loss(naive_model, frames, labels, forced, args.kl_weight),
             list(naive_model.parameters()))}
@@ -409,71 +414,132 @@ def run_bench(args: argparse.Namespace, log: Callable[[str], None] = print) -> d
                 "peak_mem_mb": memory[n].peak / 2**20,
                 "peak_mem_kind": "cuda_max_memory_allocated" if device.type == "cuda" else "sampled_rss",
                 "saved_activations_mb": saved[n] / 2**20,
+                # CPU seconds of the whole process over the timed reps: a high system share
+                # is the allocator handing out fresh pages (page faults).
+                "cpu_user_s": cpu_times[n][0], "cpu_sys_s": cpu_times[n][1],
             }
         result["train"][mode] = section
-
-    if modes and not args.skip_train:
-        result["train_ratio"] = result["train"][modes[0]][variants[0].name]["ratio_vs_naive"]
     result["env"]["peak_rss_mb_lifetime"] = peak_rss_lifetime_mb()
-    if args.skip_rollouts:
-        return result
 
     # --- rollouts -----------------------------------------------------------------------
+    if not args.skip_rollouts:
+        result["rollout"] = bench_rollouts(args, device, naive_model, ours, gen, log)
+        result["env"]["peak_rss_mb_lifetime"] = peak_rss_lifetime_mb()
+
+    # --- the headline ratios, per variant ------------------------------------------------
+    seqs = args.sequences
+    for v in variants:
+        ratios = {}
+        if result["train"]:
+            ratios["train"] = result["train"][modes[0]][v.name]["ratio_vs_naive"]
+        if result["rollout"]:
+            roll = result["rollout"]
+            naive_seq = roll[f"naive: {seqs} sequential"]["frames_per_s"]["median"]
+            batched = roll[f"{v.name}: {seqs} batched"]["frames_per_s"]["median"]
+            ratios["rollout_batched_vs_naive_sequential"] = batched / naive_seq
+            if f"{v.name}: {seqs} sequential" in roll:
+                ratios["rollout_batched_vs_own_sequential"] = (
+                    batched / roll[f"{v.name}: {seqs} sequential"]["frames_per_s"]["median"])
+        result["ratios"][v.name] = ratios
+    headline = result["ratios"][variants[0].name]
+    if "train" in headline:
+        result["train_ratio"] = headline["train"]
+    if "rollout_batched_vs_naive_sequential" in headline:
+        result["rollout_ratio_batched_vs_sequential"] = headline["rollout_batched_vs_naive_sequential"]
+    return result
+
+
+def rotated(items: list, shift: int) -> list:
+    """items rotated by `shift`: each repetition starts with another variant."""
+    shift %= len(items)
+    return items[shift:] + items[:shift]
+
+
+def bench_rollouts(args: argparse.Namespace, device: torch.device, naive_model: VideoCVAE,
+                   ours: list, gen: torch.Generator, log: Callable[[str], None]) -> dict[str, Any]:
+    """The test-set rollout: naive one sequence after another, ours sequential and batched.
+
+    Sequential runs are interleaved sequence by sequence (naive seq 0, ours seq 0, naive
+    seq 1, ...), so load changes hit all alike; each sequence's time also gives the
+    1-sequence numbers. Every runner draws the same prior noise (one generator per
+    sequence, seeded alike), so all do the same work.
+    """
     seqs, length = args.sequences, args.rollout_frames
     first = torch.rand((seqs, 3, FRAME_H, FRAME_W), generator=gen).to(device)
-    roll_labels = torch.rand((seqs, length, 3, FRAME_H, FRAME_W), generator=gen).to(device)
-    roll_gen = torch.Generator(device=device).manual_seed(args.seed)
-    best_v, best_model = ours[0][0], ours[0][1]
-    # name -> (function, sequences it rolls out)
-    runs: dict[str, tuple[Callable[[], Any], int]] = {
-        "naive 1 seq": (lambda: naive_rollout(naive_model, first[0], roll_labels[0], roll_gen), 1),
-        f"naive {seqs} sequential": (lambda: [naive_rollout(naive_model, first[s], roll_labels[s], roll_gen)
-                                              for s in range(seqs)], seqs),
-    }
+    labels = torch.rand((seqs, length, 3, FRAME_H, FRAME_W), generator=gen).to(device)
+
+    def noise(s: int = 0) -> torch.Generator:
+        return torch.Generator(device=device).manual_seed(args.seed + 1 + s)
+
+    one: dict[str, Callable[[int, torch.Tensor], Any]] = {
+        "naive": lambda s, lab: naive_rollout(naive_model, first[s], lab[s], noise(s))}
+    batched: dict[str, Callable[[torch.Tensor], Any]] = {}
     for v, model, _, _ in ours:
-        runs[f"{v.name}: 1 seq"] = (lambda v=v, model=model: rollout(
-            model, first[:1], roll_labels[:1], generator=roll_gen, dtype=v.amp_dtype), 1)
-        runs[f"{v.name}: {seqs} batched"] = (lambda v=v, model=model: rollout(
-            model, first, roll_labels, generator=roll_gen, dtype=v.amp_dtype), seqs)
-    if not args.skip_sequential_ours:
-        runs[f"{best_v.name}: {seqs} sequential"] = (lambda: [rollout(
-            best_model, first[s:s + 1], roll_labels[s:s + 1], generator=roll_gen, dtype=best_v.amp_dtype)
-            for s in range(seqs)], seqs)
-    log(f"\nrollouts: {length} frames, {args.rollout_reps} timed rep(s) each after a short warm-up, alternating")
-    # Warm-up: a short rollout of each shape so that kernel selection is not timed.
-    warm_labels = roll_labels[:, : min(length, 4)]
-    naive_rollout(naive_model, first[0], warm_labels[0], roll_gen)
-    for v, model, _, _ in ours:
-        rollout(model, first[:1], warm_labels[:1], generator=roll_gen, dtype=v.amp_dtype)
-        rollout(model, first, warm_labels, generator=roll_gen, dtype=v.amp_dtype)
+        one[v.name] = (lambda s, lab, v=v, model=model: rollout(
+            model, first[s:s + 1], lab[s:s + 1], generator=noise(s), dtype=v.amp_dtype))
+        batched[v.name] = (lambda lab, v=v, model=model: rollout(
+            model, first, lab, generator=noise(), dtype=v.amp_dtype))
+    # Which sequences each runner rolls out one at a time: all of them, or only the first
+    # (for the 1-sequence number) with --skip-sequential-ours.
+    which = {n: range(seqs) if n == "naive" or not args.skip_sequential_ours else range(1) for n in one}
+
+    log(f"\nrollouts: {length} frames per sequence, {seqs} sequences, {args.rollout_reps} timed rep(s) "
+        "after a short warm-up, interleaved")
+    warm = labels[:, :min(length, 4)]
+    for n in one:
+        one[n](0, warm)
+    for n in batched:
+        batched[n](warm)
     sync(device)
-    roll_times: dict[str, list[float]] = {n: [] for n in runs}
-    roll_mem = {n: PeakMemory(device) for n in runs}
-    names = list(runs)
+
+    seq_times: dict[str, list[list[float]]] = {n: [] for n in one}
+    batch_times: dict[str, list[float]] = {n: [] for n in batched}
+    memory = {n: PeakMemory(device) for n in list(one) + [f"{n} batched" for n in batched]}
+
+    def timed(key: str, fn: Callable[[], Any]) -> float:
+        with memory[key]:
+            sync(device)
+            start = time.perf_counter()
+            fn()
+            sync(device)
+            return time.perf_counter() - start
+
     for rep in range(args.rollout_reps):
-        for n in (names if rep % 2 == 0 else names[::-1]):
-            with roll_mem[n]:
-                sync(device)
-                start = time.perf_counter()
-                runs[n][0]()
-                sync(device)
-                roll_times[n].append(time.perf_counter() - start)
-    for n in names:
-        count = runs[n][1] * (length - 1)
-        fps = [count / t for t in roll_times[n]]
-        result["rollout"][n] = {"sequences": runs[n][1], "frames": count, "frames_per_s": summary(fps),
-                                "seconds": roll_times[n],
-                                "peak_mem_mb": roll_mem[n].peak / 2**20}
-    seq_fps = result["rollout"][f"naive {seqs} sequential"]["frames_per_s"]["median"]
-    one_fps = result["rollout"]["naive 1 seq"]["frames_per_s"]["median"]
-    for n in names:
-        entry = result["rollout"][n]
-        base = seq_fps if entry["sequences"] > 1 else one_fps
-        entry["ratio_vs_naive"] = entry["frames_per_s"]["median"] / base
-    result["rollout_ratio_batched_vs_sequential"] = (
-        result["rollout"][f"{best_v.name}: {seqs} batched"]["frames_per_s"]["median"] / seq_fps)
-    result["env"]["peak_rss_mb_lifetime"] = peak_rss_lifetime_mb()
-    return result
+        for n in one:
+            seq_times[n].append([])
+        for s in range(seqs):
+            for n in rotated(list(one), s + rep):
+                if s in which[n]:
+                    seq_times[n][-1].append(timed(n, lambda: one[n](s, labels)))
+        for n in rotated(list(batched), rep):
+            batch_times[n].append(timed(f"{n} batched", lambda: batched[n](labels)))
+
+    frames_one = length - 1
+    rows: dict[str, dict[str, Any]] = {}
+    for n in one:
+        per_seq = [t for rep in seq_times[n] for t in rep]
+        rows[f"{n}: 1 seq"] = {"sequences": 1, "frames": frames_one,
+                               "frames_per_s": summary([frames_one / t for t in per_seq]),
+                               "seconds": per_seq, "peak_mem_mb": memory[n].peak / 2**20}
+        if len(which[n]) == seqs:
+            totals = [sum(rep) for rep in seq_times[n]]
+            rows[f"{n}: {seqs} sequential"] = {
+                "sequences": seqs, "frames": seqs * frames_one,
+                "frames_per_s": summary([seqs * frames_one / t for t in totals]),
+                "seconds": totals, "peak_mem_mb": memory[n].peak / 2**20}
+    for n in batched:
+        rows[f"{n}: {seqs} batched"] = {
+            "sequences": seqs, "frames": seqs * frames_one,
+            "frames_per_s": summary([seqs * frames_one / t for t in batch_times[n]]),
+            "seconds": batch_times[n], "peak_mem_mb": memory[f"{n} batched"].peak / 2**20}
+    naive_one = rows["naive: 1 seq"]["frames_per_s"]["median"]
+    naive_seq = rows[f"naive: {seqs} sequential"]["frames_per_s"]["median"]
+    for row in rows.values():
+        row["ratio_vs_naive"] = row["frames_per_s"]["median"] / (naive_one if row["sequences"] == 1 else naive_seq)
+    order = [f"naive: 1 seq", f"naive: {seqs} sequential"]
+    for n in batched:
+        order += [k for k in (f"{n}: 1 seq", f"{n}: {seqs} sequential", f"{n}: {seqs} batched") if k in rows]
+    return {k: rows[k] for k in order}
 
 
 def peak_rss_lifetime_mb() -> float:
@@ -489,36 +555,46 @@ def spread(s: dict[str, float]) -> str:
 def format_table(result: dict[str, Any]) -> str:
     settings, env = result["settings"], result["env"]
     mem = "peak GPU MB" if env["device"] == "cuda" else "peak RSS MB"
-    lines = []
+    lines = [f"lab4 bench: {settings['sizes']} sizes (F={settings['F_dim']} L={settings['L_dim']} "
+             f"N={settings['N_dim']} D={settings['D_out_dim']}, {settings['params'] / 1e6:.2f} M params) on "
+             f"{env['device_name']}; torch {env['torch']}, {env['threads']} threads, allocator {env['allocator']}"]
     for mode, section in result["train"].items():
         title = "teacher forced" if mode == "tf" else "free running"
         lines.append(f"\ntraining step, {title}: batch {settings['batch']} x {settings['clip'] - 1} predicted "
-                     f"frames, {settings['reps']} reps")
-        lines.append(f"  {'':34} {'frames/s':>9} {'min-max':>13} {'step s':>8} {'vs naive':>9} "
-                     f"{mem:>12} {'saved act MB':>13}")
+                     f"frames; median of {settings['reps']} reps after {settings['warmup']} warm-up, alternating")
+        lines.append(f"  {'':28} {'frames/s':>9} {'min-max':>13} {'step s':>7} {'vs naive':>9} "
+                     f"{mem:>12} {'saved act MB':>13} {'cpu sys %':>9}")
         for name, row in section.items():
             fps = row["frames_per_s"]
-            lines.append(f"  {name:34} {fps['median']:9.3g} {spread(fps):>13} "
-                         f"{statistics.median(row['step_s']):8.3g} {row['ratio_vs_naive']:8.2f}x "
-                         f"{row['peak_mem_mb']:12.0f} {row['saved_activations_mb']:13.0f}")
+            cpu = row["cpu_user_s"] + row["cpu_sys_s"]
+            sys_share = 100 * row["cpu_sys_s"] / cpu if cpu > 0 else 0.0
+            lines.append(f"  {name:28} {fps['median']:9.3g} {spread(fps):>13} "
+                         f"{statistics.median(row['step_s']):7.3g} {row['ratio_vs_naive']:8.2f}x "
+                         f"{row['peak_mem_mb']:12.0f} {row['saved_activations_mb']:13.0f} {sys_share:9.0f}")
     if result["rollout"]:
-        lines.append(f"\nrollouts: {settings['rollout_frames']} frames per sequence, prior z, "
-                     f"{settings['rollout_reps']} rep(s)")
-        lines.append(f"  {'':44} {'frames/s':>9} {'min-max':>13} {'seconds':>8} {'vs naive':>9} {mem:>12}")
-    for name, row in result["rollout"].items():
-        fps = row["frames_per_s"]
-        lines.append(f"  {name:44} {fps['median']:9.3g} {spread(fps):>13} "
-                     f"{statistics.median(row['seconds']):8.3g} {row['ratio_vs_naive']:8.2f}x {row['peak_mem_mb']:12.0f}")
-    first = result["settings"]["variants"][0]["name"]
+        lines.append(f"\nrollouts from the prior: {settings['rollout_frames']} frames per sequence, "
+                     f"{settings['rollout_reps']} rep(s); '1 seq' is the median over the sequences")
+        lines.append(f"  {'':40} {'frames/s':>9} {'min-max':>13} {'seconds':>8} {'vs naive':>9} {mem:>12}")
+        for name, row in result["rollout"].items():
+            fps = row["frames_per_s"]
+            lines.append(f"  {name:40} {fps['median']:9.3g} {spread(fps):>13} "
+                         f"{statistics.median(row['seconds']):8.3g} {row['ratio_vs_naive']:8.2f}x "
+                         f"{row['peak_mem_mb']:12.0f}")
+    seqs = settings["rollout_sequences"]
     lines.append("")
-    if "train_ratio" in result:
-        lines.append(f"ratio training ({first} / naive): {result['train_ratio']:.2f}x")
-    if "rollout_ratio_batched_vs_sequential" in result:
-        lines.append(f"ratio rollout ({first}, {settings['rollout_sequences']} batched / naive "
-                     f"{settings['rollout_sequences']} sequential): "
-                     f"{result['rollout_ratio_batched_vs_sequential']:.2f}x")
-    lines.append(f"process peak RSS {env['peak_rss_mb_lifetime']:.0f} MB; allocator {env['allocator']}; "
-                 f"{env['threads']} threads; torch {env['torch']}; {env['device_name']}")
+    for name, ratios in result["ratios"].items():
+        parts = []
+        if "train" in ratios:
+            parts.append(f"training {ratios['train']:.2f}x the naive loop")
+        if "rollout_batched_vs_naive_sequential" in ratios:
+            parts.append(f"{seqs} sequences batched {ratios['rollout_batched_vs_naive_sequential']:.2f}x "
+                         f"the naive {seqs} sequential")
+        if "rollout_batched_vs_own_sequential" in ratios:
+            parts.append(f"({ratios['rollout_batched_vs_own_sequential']:.2f}x its own sequential)")
+        lines.append(f"{name}: " + ", ".join(parts[:2]) + (" " + parts[2] if len(parts) > 2 else ""))
+    lines.append(f"process peak RSS {env['peak_rss_mb_lifetime']:.0f} MB (getrusage); memory columns: "
+                 + ("torch.cuda.max_memory_allocated per variant" if env["device"] == "cuda" else
+                    "RSS sampled while the variant ran (whole process); saved act = tensors autograd keeps"))
     return "\n".join(lines)
 
 
@@ -542,9 +618,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--clip", type=int, default=16, help="frames per training clip (default 16)")
     p.add_argument("--reps", type=int, default=5, help="timed training steps per variant (default 5)")
     p.add_argument("--warmup", type=int, default=2, help="untimed training steps per variant first (default 2)")
-    p.add_argument("--precision", default="auto",
+    p.add_argument("--precision", default="auto,bf16",
                    help="the project's precision, or several comma-separated (each a variant), from "
                         "auto, fp32, bf16, fp16; auto follows the config (fp32 on CPU, bf16/fp16 on CUDA). "
+                        "Default auto,bf16: on CPU both fp32 and bf16, on CUDA bf16 once. "
                         "The first variant gives the headline ratios")
     p.add_argument("--channels-last", default="config", choices=["config", "on", "off", "both"],
                    help="the project's memory layout: the config's (channels_last on), on, off, or both")

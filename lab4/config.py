@@ -136,11 +136,13 @@ PROFILES: dict[str, dict[str, Any]] = {
     # The CPU default: a model of the same structure at a quarter of the widths, trained
     # for a few minutes on the default synthetic data. See the README for what it scores.
     "quick": {
-        "F_dim": 32, "L_dim": 16, "N_dim": 12, "D_out_dim": 48,
-        "batch_size": 8, "num_epoch": 12, "lr": 2e-3, "milestones": [8, 11], "gamma": 0.3,
-        "partial": 0.5, "clip_mode": "random",
-        "tfr_sde": 4, "tfr_d_step": 0.1, "kl_anneal_cycle": 4, "kl_anneal_step": "iteration",
-        "per_save": 4, "val_every": 2, "log_every": 10,
+        "F_dim": 32, "L_dim": 16, "N_dim": 12, "D_out_dim": 48, "output": "sigmoid",
+        # Many small steps: at this budget the number of updates, not the batch, limits learning.
+        "batch_size": 1, "train_vi_len": 8, "clip_mode": "random", "partial": 0.25, "num_epoch": 8,
+        "lr": 2e-3, "lr_schedule": "cosine",
+        "tfr_sde": 3, "tfr_d_step": 0.15, "tf_granularity": "batch",
+        "kl_anneal_cycle": 4, "kl_anneal_step": "iteration",
+        "per_save": 4, "val_every": 2, "log_every": 20,
     },
     # Tiny and fast, for tests and for checking a set-up end to end.
     "smoke": {

@@ -30,13 +30,13 @@ def one_thread():
 
 def test_bench_writes_json_with_expected_keys(tmp_path: Path, capsys) -> None:
     out = tmp_path / "bench.json"
-    assert main(["bench", *TINY, "--precision", "fp32,bf16", "--channels-last", "both",
+    assert main(["bench", *TINY, "--precision", "fp32,bf16", "--channels-last", "on",
                  "--modes", "tf,free", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "naive" in printed and "ratio training" in printed and "ratio rollout" in printed
+    assert "naive" in printed and "x the naive loop" in printed and "batched" in printed
 
     result = json.loads(out.read_text())
-    assert set(result) >= {"settings", "env", "train", "rollout", "train_ratio",
+    assert set(result) >= {"settings", "env", "train", "rollout", "ratios", "train_ratio",
                            "rollout_ratio_batched_vs_sequential"}
     assert result["settings"]["batch"] == 2 and result["settings"]["clip"] == 4
     assert result["settings"]["predicted_frames_per_step"] == 6
@@ -45,12 +45,13 @@ def test_bench_writes_json_with_expected_keys(tmp_path: Path, capsys) -> None:
     assert result["env"]["threads"] == 1
 
     variants = [v["name"] for v in result["settings"]["variants"]]
-    assert variants == ["ours fp32 channels_last", "ours fp32 NCHW", "ours bf16 channels_last", "ours bf16 NCHW"]
+    assert variants == ["ours fp32 channels_last", "ours bf16 channels_last"]
     assert set(result["train"]) == {"tf", "free"}
     for section in result["train"].values():
         assert list(section) == ["naive", *variants]
         for row in section.values():
-            assert set(row) >= {"frames_per_s", "step_s", "ratio_vs_naive", "peak_mem_mb", "saved_activations_mb"}
+            assert set(row) >= {"frames_per_s", "step_s", "ratio_vs_naive", "peak_mem_mb", "saved_activations_mb",
+                                "cpu_user_s", "cpu_sys_s"}
             assert set(row["frames_per_s"]) == {"median", "min", "max", "q1", "q3"}
             assert len(row["step_s"]) == 2 and all(t > 0 for t in row["step_s"])
             assert row["frames_per_s"]["min"] <= row["frames_per_s"]["median"] <= row["frames_per_s"]["max"]
@@ -59,13 +60,23 @@ def test_bench_writes_json_with_expected_keys(tmp_path: Path, capsys) -> None:
         assert section["ours bf16 channels_last"]["saved_activations_mb"] < section["naive"]["saved_activations_mb"]
 
     rollouts = result["rollout"]
-    assert {"naive 1 seq", "naive 2 sequential", "ours fp32 channels_last: 2 batched",
-            "ours fp32 channels_last: 2 sequential", "ours bf16 NCHW: 1 seq"} <= set(rollouts)
-    assert rollouts["naive 2 sequential"]["frames"] == 2 * 4
-    assert rollouts["naive 1 seq"]["frames"] == 4
+    expected = ["naive: 1 seq", "naive: 2 sequential"]
+    for name in variants:
+        expected += [f"{name}: 1 seq", f"{name}: 2 sequential", f"{name}: 2 batched"]
+    assert list(rollouts) == expected
+    assert rollouts["naive: 2 sequential"]["frames"] == 2 * 4
+    assert rollouts["naive: 1 seq"]["frames"] == 4
+    assert len(rollouts["naive: 1 seq"]["seconds"]) == 2  # one per sequence
     for row in rollouts.values():
-        assert row["frames_per_s"]["median"] > 0 and row["peak_mem_mb"] > 0
+        assert row["frames_per_s"]["median"] > 0 and row["peak_mem_mb"] > 0 and row["ratio_vs_naive"] > 0
+
+    assert list(result["ratios"]) == variants
+    for ratios in result["ratios"].values():
+        assert set(ratios) == {"train", "rollout_batched_vs_naive_sequential", "rollout_batched_vs_own_sequential"}
+    headline = result["ratios"]["ours fp32 channels_last"]
+    assert result["train_ratio"] == headline["train"]
     assert result["train_ratio"] == result["train"]["tf"]["ours fp32 channels_last"]["ratio_vs_naive"]
+    assert result["rollout_ratio_batched_vs_sequential"] == headline["rollout_batched_vs_naive_sequential"]
 
 
 def test_bench_rejects_bad_options(tmp_path: Path) -> None:
@@ -86,11 +97,29 @@ def test_naive_rollout_matches_project_rollout() -> None:
     torch.testing.assert_close(ours, naive, rtol=1e-4, atol=1e-5)
 
 
+def test_bench_skips(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    assert main(["bench", *TINY, "--precision", "bf16", "--channels-last", "both", "--skip-rollouts",
+                 "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["rollout"] == {} and "rollout_ratio_batched_vs_sequential" not in result
+    assert list(result["train"]["tf"]) == ["naive", "ours bf16 channels_last", "ours bf16 NCHW"]
+
+    assert main(["bench", *TINY, "--precision", "fp32", "--skip-train", "--skip-sequential-ours",
+                 "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["train"] == {} and "train_ratio" not in result
+    assert list(result["rollout"]) == ["naive: 1 seq", "naive: 2 sequential", "ours fp32 channels_last: 1 seq",
+                                       "ours fp32 channels_last: 2 batched"]
+    assert set(result["ratios"]["ours fp32 channels_last"]) == {"rollout_batched_vs_naive_sequential"}
+
+
 @pytest.mark.timeout(120)
 def test_python_dash_m_runs(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     done = subprocess.run([sys.executable, "-m", "lab4", "bench", *TINY, "--reps", "1", "--warmup", "0",
-                           "--skip-sequential-ours", "--out", str(out)],
+                           "--precision", "auto", "--skip-sequential-ours", "--out", str(out)],
                           capture_output=True, text=True, timeout=110)
     assert done.returncode == 0, done.stderr
+    assert "training" in done.stdout and "batched" in done.stdout
     assert json.loads(out.read_text())["settings"]["sizes"] == "smoke"
