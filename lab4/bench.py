@@ -46,7 +46,7 @@ from lab4.config import PROFILES, Config, make_config
 from lab4.device import autocast, autocast_dtype
 from lab4.model import VideoCVAE
 from lab4.rollout import rollout
-from lab4.step import clip_loss
+from lab4.step import ClipLossModule, clip_loss, train_step
 from lab4.train import build_model, build_optimizer
 
 FRAME_H, FRAME_W = 32, 64
@@ -134,17 +134,10 @@ def project_train_step(model: VideoCVAE, optimizer: torch.optim.Optimizer, frame
                        labels: torch.Tensor, teacher_forced: bool, kl_weight: float, device: torch.device,
                        amp_dtype: torch.dtype | None, scaler: torch.amp.GradScaler,
                        grad_clip: float = 1.0) -> torch.Tensor:
-    """The body of lab4.train's batch loop: clip_loss under autocast, then the optimiser step."""
-    with autocast(device, amp_dtype):
-        out = clip_loss(model, frames, labels, teacher_forced, kl_weight)
-    optimizer.zero_grad(set_to_none=True)
-    scaler.scale(out.loss).backward()
-    if grad_clip > 0:
-        scaler.unscale_(optimizer)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-    scaler.step(optimizer)
-    scaler.update()
-    return out.loss.detach()
+    """What lab4.train's batch loop runs (the same function), on a bare model."""
+    values = train_step(ClipLossModule(model), optimizer, scaler, frames, labels, teacher_forced, kl_weight,
+                        device, amp_dtype, grad_clip)
+    return values[0]
 
 
 # ---------------------------------------------------------------------------------------

@@ -155,6 +155,12 @@ PROFILES: dict[str, dict[str, Any]] = {
 }
 
 
+def config_changes(saved: Config, now: Config) -> str:
+    """'field: saved X, now Y' for every field that differs; empty when the configs agree."""
+    return ", ".join(f"{name}: saved {old!r}, now {getattr(now, name)!r}"
+                     for name, old in saved.to_dict().items() if getattr(now, name) != old)
+
+
 def field_types() -> dict[str, Any]:
     return get_type_hints(Config)
 

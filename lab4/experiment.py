@@ -15,7 +15,7 @@ from typing import Any
 
 from typing import TYPE_CHECKING
 
-from lab4.config import Config, make_config
+from lab4.config import Config, config_changes, make_config
 
 if TYPE_CHECKING:
     from lab4.results import RunData
@@ -123,10 +123,8 @@ def run_training(cfg: Config, run_dir: str | os.PathLike, existing: str = "resum
     if existing == "restart":
         force = True
     elif existing == "resume" and paths.config.is_file():
-        saved = Config.load(paths.config)
-        changed = {k: (v, getattr(cfg, k)) for k, v in saved.to_dict().items() if getattr(cfg, k) != v}
-        if changed:
-            detail = ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in changed.items())
+        detail = config_changes(Config.load(paths.config), cfg)
+        if detail:
             raise ValueError(f"{paths.root} holds a run with other settings ({detail}); choose another run "
                              "name, or set existing='restart' to start it over")
         if paths.done.is_file():

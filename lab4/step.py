@@ -70,3 +70,25 @@ class ClipLossModule(torch.nn.Module):
                 kl_weight: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         out = clip_loss(self.model, frames, labels, teacher_forced, kl_weight)
         return out.loss, out.mse, out.kl
+
+
+def train_step(step_module: torch.nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+               frames: torch.Tensor, labels: torch.Tensor, teacher_forced: bool, kl_weight: float,
+               device: torch.device, amp_dtype: torch.dtype | None, grad_clip: float) -> torch.Tensor:
+    """One optimiser step on a batch of clips; returns the detached (loss, mse, kl).
+
+    `step_module` is a ClipLossModule, possibly wrapped in DistributedDataParallel.
+    """
+    from lab4.device import autocast
+
+    with autocast(device, amp_dtype):
+        loss, mse, kl = step_module(frames, labels, teacher_forced, kl_weight)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    if grad_clip > 0:
+        scaler.unscale_(optimizer)
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+    return torch.stack([loss.detach(), mse.detach(), kl.detach()])

@@ -21,15 +21,15 @@ from tqdm import tqdm
 
 from lab4 import data as lab4_data
 from lab4.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from lab4.config import Config
-from lab4.device import autocast, autocast_dtype, resolve_device, to_float_images
+from lab4.config import Config, config_changes
+from lab4.device import autocast_dtype, resolve_device, to_float_images
 from lab4.distributed import Ranks, init_from_env, parameters_in_sync, shutdown
 from lab4.evaluate import Validation, validate
 from lab4.io import atomic_path, atomic_write_text
 from lab4.model import VideoCVAE
 from lab4.run import EPOCH_COLUMNS, ITER_COLUMNS, VAL_COLUMNS, CsvAppender, RunPaths, write_csv
 from lab4.schedules import kl_beta, teacher_forcing_draw, teacher_forcing_ratio
-from lab4.step import ClipLossModule
+from lab4.step import ClipLossModule, train_step
 
 
 class TrainingDiverged(RuntimeError):
@@ -91,10 +91,8 @@ def prepare_run_dir(run_dir: Path, cfg: Config, resume: bool, force: bool, write
     if resume:
         if not paths.last.is_file():
             raise FileNotFoundError(f"--resume: {paths.last} not found; nothing to resume in {paths.root}")
-        saved = Config.load(paths.config)
-        changed = {k: (v, getattr(cfg, k)) for k, v in saved.to_dict().items() if getattr(cfg, k) != v}
-        if changed:
-            detail = ", ".join(f"{k}: saved {a!r}, now {b!r}" for k, (a, b) in changed.items())
+        detail = config_changes(Config.load(paths.config), cfg)
+        if detail:
             raise ValueError(f"--resume {paths.root}: the config differs from the saved one ({detail}); "
                              "resume with the same settings, or start a new run folder")
         return paths
@@ -207,17 +205,8 @@ def _train(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool
                 beta = kl_weight(epoch, global_step)
                 forced = (epoch_forced if cfg.tf_granularity == "epoch"
                           else teacher_forcing_draw(tfr, cfg.seed, epoch, batch_idx + 1))
-                with autocast(device, amp_dtype):
-                    loss, mse, kl = step_module(frames, labels, forced, beta)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                if cfg.grad_clip > 0:
-                    scaler.unscale_(optimizer)
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                scaler.step(optimizer)
-                scaler.update()
-
-                values = torch.stack([loss.detach(), mse.detach(), kl.detach()])
+                values = train_step(step_module, optimizer, scaler, frames, labels, forced, beta, device,
+                                    amp_dtype, cfg.grad_clip)
                 sums += values
                 logged += values
                 betas.append(beta)

@@ -95,3 +95,14 @@ def tiny_data(tmp_path_factory) -> Path:
     from lab4.synth import generate_dataset
 
     return generate_dataset(tmp_path_factory.mktemp("tiny_data"), size="tiny", progress=False)
+
+
+@pytest.fixture
+def one_thread():
+    """Small tensors: one torch thread is as fast, and immune to a busy machine's thread contention."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

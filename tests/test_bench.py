@@ -19,13 +19,7 @@ TINY = ["--sizes", "smoke", "--batch", "2", "--clip", "4", "--reps", "2", "--war
         "--rollout-frames", "5", "--sequences", "2", "--threads", "1", "--device", "cpu"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread is as fast and immune to a busy machine's thread contention."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_bench_writes_json_with_expected_keys(tmp_path: Path, capsys) -> None:

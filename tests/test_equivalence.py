@@ -37,13 +37,7 @@ BATCH, LENGTH, H, W = 2, 5, 32, 64
 RTOL, ATOL = 1e-4, 1e-5
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors: one thread is as fast, and immune to a busy machine's thread contention."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make_model(output: str = "clamp", channels_last: bool = False) -> VideoCVAE:

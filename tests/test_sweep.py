@@ -251,7 +251,7 @@ def test_run_training_keeps_a_finished_run_and_refuses_other_settings(tmp_path, 
     monkeypatch.setattr(lab4.train, "train", lambda *a, **k: pytest.fail("trained a finished run"))
     assert experiment.run_training(cfg, run_dir, progress=False).root == run_dir
     other = experiment.build_config("smoke", str(tmp_path / "data"), {"tfr": 0.0})
-    with pytest.raises(ValueError, match=r"tfr: 0.5 there, 0.0 now"):
+    with pytest.raises(ValueError, match=r"tfr: saved 0.5, now 0.0"):
         experiment.run_training(other, run_dir, progress=False)
     with pytest.raises(ValueError, match="existing="):
         experiment.run_training(cfg, run_dir, existing="overwrite")
