@@ -280,7 +280,8 @@ def load_sweep(sweep_dir: Path) -> SweepData:
     info = _read_json(root / SWEEP_FILE) or {}
     summary_path = root / SUMMARY_FILE
     if summary_path.is_file():
-        summary = pd.read_csv(summary_path)
+        # Only empty cells are missing: pandas would otherwise read kl_anneal_type "None" as NaN.
+        summary = pd.read_csv(summary_path, keep_default_na=False, na_values=[""])
     else:
         rows = []
         for marker in sorted(root.glob(f"*/{RUN_MARKER}")):
