@@ -51,10 +51,9 @@ def load_trained(run_dir: Path, which: str = "best", device: torch.device | None
 def predict_test(run_dir: Path, which: str = "best", z_mode: str | None = None, samples: int | None = None,
                  data_root: str | None = None, out_dir: Path | None = None, gifs: bool = True) -> Prediction:
     paths = RunPaths(Path(run_dir))
-    cfg = Config.load(paths.config) if paths.config.is_file() else None
-    root = Path(data_root or (cfg.data_root if cfg else "."))
+    model, cfg, _ = load_trained(paths.root, which)  # seconds at most; fails clearly on a bad run folder
+    root = Path(data_root or cfg.data_root)
     lab4_data.check_layout(root, ("test",))
-    model, cfg, _ = load_trained(paths.root, which)
     device = next(model.parameters()).device
     test = lab4_data.load_test(root)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from lab4.device import autocast
 from lab4.model import VideoCVAE
 
 # Label features for a 630-step rollout of the full-size model take ~160 MB per
@@ -36,8 +37,7 @@ def rollout(model: VideoCVAE, first_frames: torch.Tensor, labels: torch.Tensor, 
     out = torch.empty((seqs, length) + tuple(first_frames.shape[1:]), device=device)
     out[:, 0] = first_frames
     prev = first_frames
-    autocast = torch.autocast(device.type, dtype=dtype) if dtype is not None else torch.autocast(device.type, enabled=False)
-    with autocast:
+    with autocast(device, dtype):
         for start in range(1, length, LABEL_CHUNK):
             stop = min(start + LABEL_CHUNK, length)
             chunk = model.encode_labels(labels[:, start:stop].flatten(0, 1))

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from lab4.device import autocast
 from lab4.model import VideoCVAE, kl_to_standard_normal, reparameterize
 
 
@@ -79,8 +80,6 @@ def train_step(step_module: torch.nn.Module, optimizer: torch.optim.Optimizer, s
 
     `step_module` is a ClipLossModule, possibly wrapped in DistributedDataParallel.
     """
-    from lab4.device import autocast
-
     with autocast(device, amp_dtype):
         loss, mse, kl = step_module(frames, labels, teacher_forced, kl_weight)
     optimizer.zero_grad(set_to_none=True)
