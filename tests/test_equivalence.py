@@ -79,7 +79,7 @@ def loss_and_grads(model: VideoCVAE, fn, frames, labels, noise, teacher_forced: 
     return loss.detach(), mse.detach(), kl.detach(), grads
 
 
-def assert_same(a, b) -> None:
+def assert_same(a, b, grad_atol: float = 2e-4) -> None:
     (loss_a, mse_a, kl_a, grads_a), (loss_b, mse_b, kl_b, grads_b) = a, b
     torch.testing.assert_close(loss_a, loss_b, rtol=RTOL, atol=ATOL)
     torch.testing.assert_close(mse_a, mse_b, rtol=RTOL, atol=ATOL)
@@ -89,7 +89,7 @@ def assert_same(a, b) -> None:
         # Gradients are summed over many terms in different orders: compare each tensor
         # relative to its own scale.
         scale = grads_b[name].abs().max().item() + 1e-12
-        torch.testing.assert_close(grads_a[name] / scale, grads_b[name] / scale, rtol=0, atol=2e-4,
+        torch.testing.assert_close(grads_a[name] / scale, grads_b[name] / scale, rtol=0, atol=grad_atol,
                                    msg=lambda m, name=name: f"gradient of {name}: {m}")
 
 
@@ -119,7 +119,12 @@ def test_project_layout_matches_naive(teacher_forced: bool) -> None:
         bn_ours.eval()
     ours = loss_and_grads(ours_model, clip_loss, frames, labels, noise, teacher_forced)
     naive = loss_and_grads(naive_model, naive_clip_loss, frames, labels, noise, teacher_forced)
-    assert_same(ours, naive)
+    # The two layouts run different convolution kernels (oneDNN's NHWC and the NCHW ones),
+    # which round differently. Free running feeds each step's rounded prediction into the
+    # next, so the differences compound over the clip: on an AMD EPYC they reached 5e-4 of
+    # a gradient's scale (under 2e-4 on the Xeon this test was first written on). A layout bug would
+    # show as differences of the order of the gradients themselves.
+    assert_same(ours, naive, grad_atol=2e-4 if teacher_forced else 2e-3)
 
 
 @pytest.mark.parametrize("teacher_forced", [True, False], ids=["teacher_forced", "free_running"])
