@@ -15,6 +15,7 @@ from typing import Any, get_type_hints
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "output": ("clamp", "sigmoid"),
+    "init": ("template", "identity"),
     "optimizer": ("adam", "adamw"),
     "lr_schedule": ("multistep", "cosine", "constant"),
     "clip_mode": ("chunks", "random"),
@@ -47,6 +48,7 @@ class Config:
     N_dim: int = 12
     D_out_dim: int = 192
     output: str = "clamp"           # "clamp" (template) or "sigmoid"
+    init: str = "template"          # PyTorch's default (template) or "identity": start as repeat-the-previous-frame
 
     # --- optimisation ---
     batch_size: int = 2
@@ -58,6 +60,7 @@ class Config:
     milestones: list[int] = field(default_factory=lambda: [2, 5])
     gamma: float = 0.1
     grad_clip: float = 1.0          # max gradient norm; 0 turns clipping off
+    warmup_iters: int = 0           # linear LR warm-up over the first N iterations (0: none, as the template)
 
     # --- teacher forcing (template: decided once per epoch) ---
     tfr: float = 1.0                # initial teacher-forcing ratio
@@ -105,6 +108,8 @@ class Config:
                 raise ValueError(f"config field {name}={getattr(self, name)!r}: expected a number in (0, 1]")
         if not 0.0 <= self.tfr <= 1.0:
             raise ValueError(f"config field tfr={self.tfr!r}: expected a ratio in [0, 1]")
+        if self.warmup_iters < 0:
+            raise ValueError(f"config field warmup_iters={self.warmup_iters!r}: expected 0 (off) or more iterations")
         if self.lr <= 0:
             raise ValueError(f"config field lr={self.lr!r}: expected a positive learning rate")
         for name in ("F_dim", "D_out_dim"):
@@ -114,6 +119,9 @@ class Config:
         if self.N_dim % 4 or self.L_dim % 2:
             raise ValueError(f"config fields N_dim={self.N_dim}, L_dim={self.L_dim}: expected N_dim a multiple "
                              "of 4 and L_dim even (the template halves and quarters them)")
+        if self.init == "identity" and min(self.F_dim, self.D_out_dim) < 24:
+            raise ValueError(f"config field init='identity' needs F_dim and D_out_dim of at least 24 (got "
+                             f"{self.F_dim}, {self.D_out_dim}): the narrowest layers, width/8, carry the RGB frame")
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -160,6 +160,49 @@ class Generator(nn.Sequential):
         )
 
 
+def init_identity(model: nn.Module) -> None:
+    """Start the CVAE as the trivial baseline: the untrained model repeats the previous frame.
+
+    With PyTorch's default init (what the template gets) each convolution shrinks the
+    variance of what passes through it about threefold; along the ~20 convolutions between
+    the previous frame and the output the frame all but vanishes, and a small CPU budget is
+    spent learning to copy the static background, never getting to the motion. Here:
+    - the last convolution of every residual, depthwise and feed-forward branch starts at
+      zero, so each block starts as its skip (as in Fixup, Zhang et al. 2019, and the
+      zero-initialised residual branches of Goyal et al. 2017);
+    - the convolutions on the skip path (1x1 skips, the encoder's last conv, the fusion's
+      and generator's output convs) start as identities on their first channels
+      (`nn.init.dirac_`), which carries the previous frame's RGB from the encoder through
+      the fusion (its first input channels) to the output;
+    - the Gaussian predictor's output conv starts at zero (mu = 0, logvar = 0: the prior);
+    - every other convolution is He-initialised for its LeakyReLU.
+    So with the `clamp` output the untrained model outputs exactly its previous frame, and
+    training learns the change. The modules are the template's; only the starting weights
+    differ.
+    """
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, a=SLOPE, nonlinearity="leaky_relu")
+            nn.init.zeros_(module.bias)
+    on_path: list[nn.Conv2d] = []
+    at_zero: list[nn.Conv2d] = []
+    for module in model.modules():
+        if isinstance(module, (ResidualBlock, DepthConv)):
+            at_zero.append(module.conv2)
+            if isinstance(module.skip, nn.Conv2d):
+                on_path.append(module.skip)
+        elif isinstance(module, ConvFFN):
+            at_zero.append(module.conv_out)
+        elif isinstance(module, (RGB_Encoder, Decoder_Fusion, Generator)):
+            on_path.append(module[-1])
+        elif isinstance(module, Gaussian_Predictor):
+            at_zero.append(module[-1])
+    for conv in on_path:
+        nn.init.dirac_(conv.weight)
+    for conv in at_zero:
+        nn.init.zeros_(conv.weight)
+
+
 def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
     """z = mu + eps * sigma with eps ~ N(0, I): a sample that gradients flow through."""
     eps = torch.randn_like(mu) if noise is None else noise
@@ -182,10 +225,15 @@ class VideoCVAE(nn.Module):
     """
 
     def __init__(self, F_dim: int = 128, L_dim: int = 32, N_dim: int = 12, D_out_dim: int = 192,
-                 output: str = "clamp"):
+                 output: str = "clamp", init: str = "template"):
         super().__init__()
         if output not in ("clamp", "sigmoid"):
             raise ValueError(f"output must be 'clamp' or 'sigmoid', got {output!r}")
+        if init not in ("template", "identity"):
+            raise ValueError(f"init must be 'template' or 'identity', got {init!r}")
+        if init == "identity" and min(F_dim, D_out_dim) < 24:
+            raise ValueError(f"init='identity' needs F_dim and D_out_dim of at least 24 (got {F_dim}, {D_out_dim}): "
+                             "the narrowest layers, width/8, must carry the frame's 3 colour channels")
         self.N_dim = N_dim
         self.output = output
         self.frame_transformation = RGB_Encoder(3, F_dim)
@@ -193,6 +241,8 @@ class VideoCVAE(nn.Module):
         self.Gaussian_Predictor = Gaussian_Predictor(F_dim + L_dim, N_dim)
         self.Decoder_Fusion = Decoder_Fusion(F_dim + L_dim + N_dim, D_out_dim)
         self.Generator = Generator(D_out_dim, 3)
+        if init == "identity":
+            init_identity(self)
 
     def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
         return self.frame_transformation(frames)

@@ -52,7 +52,7 @@ class TrainResult:
 
 
 def build_model(cfg: Config) -> VideoCVAE:
-    model = VideoCVAE(cfg.F_dim, cfg.L_dim, cfg.N_dim, cfg.D_out_dim, output=cfg.output)
+    model = VideoCVAE(cfg.F_dim, cfg.L_dim, cfg.N_dim, cfg.D_out_dim, output=cfg.output, init=cfg.init)
     if cfg.channels_last:
         # Inputs may stay NCHW: each convolution follows its weights' layout.
         model = model.to(memory_format=torch.channels_last)
@@ -197,7 +197,13 @@ def _train(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool
             betas, forced_count, since_log = [], 0, 0
             bar = tqdm(range(n_batches), desc=f"epoch {epoch + 1}/{cfg.num_epoch}", disable=not progress,
                        leave=False, mininterval=2.0, dynamic_ncols=True)
+            scheduled_lrs = scheduler.get_last_lr()
             for batch_idx in bar:
+                if global_step < cfg.warmup_iters:
+                    # A pure function of the iteration, on top of the epoch's scheduled LR,
+                    # so a resumed run warms up exactly as an uninterrupted one.
+                    for group, scheduled in zip(optimizer.param_groups, scheduled_lrs):
+                        group["lr"] = scheduled * (global_step + 1) / cfg.warmup_iters
                 picked = starts[batch_idx * cfg.batch_size:(batch_idx + 1) * cfg.batch_size]
                 frames_u8, labels_u8 = lab4_data.gather_clips(train_split, picked, cfg.train_vi_len)
                 frames = to_float_images(frames_u8, device)
@@ -229,6 +235,8 @@ def _train(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool
                     bar.set_postfix(loss=f"{loss_v:.4g}", mse=f"{mse_v:.4g}", beta=f"{beta:.2f}", tf=int(forced))
                     logged.zero_()
                     since_log = 0
+            for group, scheduled in zip(optimizer.param_groups, scheduled_lrs):
+                group["lr"] = scheduled  # the schedulers compute the next LR from the last one
             lr = optimizer.param_groups[0]["lr"]
             scheduler.step()
             train_seconds = time.perf_counter() - started

@@ -154,3 +154,38 @@ def test_kl_against_hand_computation():
 def test_label_encoder_and_gaussian_shapes_at_default_sizes():
     assert Label_Encoder(3, 32)(torch.rand(2, 3, 32, 64)).shape == (2, 32, 32, 64)
     assert RGB_Encoder(3, 128)(torch.rand(1, 3, 32, 64)).shape == (1, 128, 32, 64)
+
+
+@pytest.mark.parametrize("sizes", [(24, 8, 4, 24), (32, 16, 12, 48)])
+def test_identity_init_starts_as_repeat_the_previous_frame(sizes):
+    """init="identity": the untrained model outputs its previous frame exactly, whatever the
+    label and z, its posterior is the prior, and every parameter still gets a gradient."""
+    torch.manual_seed(0)
+    model = VideoCVAE(*sizes, init="identity")
+    template = VideoCVAE(*sizes)
+    assert count(model) == count(template)
+    prev = torch.rand(2, 3, 32, 64)
+    labels, z = torch.rand(2, 3, 32, 64), torch.randn(2, sizes[2], 32, 64)
+    prev_feat, label_feat = model.encode_frames(prev), model.encode_labels(labels)
+    out = model.to_image(model.decode(prev_feat, label_feat, z))
+    torch.testing.assert_close(out, prev, rtol=0, atol=1e-6)
+    mu, logvar = model.posterior(prev_feat, label_feat)
+    assert mu.abs().max() == 0 and logvar.abs().max() == 0
+    # The default init does not copy: the frame is lost on the way through.
+    assert (template.to_image(template.decode(template.encode_frames(prev), label_feat, z)) - prev).abs().mean() > 0.1
+    # Training moves away from the identity: a few optimiser steps towards a target that
+    # differs from the previous frame, and every parameter gets a gradient (the zeroed
+    # convolutions pass gradients on once they have moved).
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for _ in range(4):
+        optimizer.zero_grad()
+        mu, logvar = model.posterior(model.encode_frames(prev), model.encode_labels(labels))
+        raw = model.decode(model.encode_frames(prev), model.encode_labels(labels), reparameterize(mu, logvar))
+        ((model.fit_output(raw) - prev.flip(-1)) ** 2).mean().add(kl_to_standard_normal(mu, logvar, 2)).backward()
+        optimizer.step()
+    moved = [name for name, p in model.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
+    assert not moved, f"parameters that got no gradient: {moved}"
+    with pytest.raises(ValueError, match="init"):
+        VideoCVAE(init="zeros")
+    with pytest.raises(ValueError, match="F_dim"):
+        VideoCVAE(16, 8, 4, 16, init="identity")  # F_dim/8 = 2 channels cannot carry RGB
