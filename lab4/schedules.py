@@ -44,6 +44,14 @@ def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x))
 
 
+def warmup_factor(iteration: int, warmup_iters: int) -> float:
+    """The share of the scheduled LR in force at `iteration` (0-based): a linear ramp
+    (1/N, 2/N, ..., 1) over the first `warmup_iters` iterations, then 1; 0 turns it off."""
+    if warmup_iters <= 0:
+        return 1.0
+    return min(1.0, (iteration + 1) / warmup_iters)
+
+
 def teacher_forcing_ratio(epoch: int, tfr: float, tfr_sde: int, tfr_d_step: float) -> float:
     """The ratio in force during `epoch` (0-based).
 

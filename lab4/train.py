@@ -28,7 +28,7 @@ from lab4.evaluate import Validation, validate
 from lab4.io import atomic_path, atomic_write_text
 from lab4.model import VideoCVAE
 from lab4.run import EPOCH_COLUMNS, ITER_COLUMNS, VAL_COLUMNS, CsvAppender, RunPaths, write_csv
-from lab4.schedules import kl_beta, teacher_forcing_draw, teacher_forcing_ratio
+from lab4.schedules import kl_beta, teacher_forcing_draw, teacher_forcing_ratio, warmup_factor
 from lab4.step import ClipLossModule, train_step
 
 
@@ -203,7 +203,7 @@ def _train(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool
                     # A pure function of the iteration, on top of the epoch's scheduled LR,
                     # so a resumed run warms up exactly as an uninterrupted one.
                     for group, scheduled in zip(optimizer.param_groups, scheduled_lrs):
-                        group["lr"] = scheduled * (global_step + 1) / cfg.warmup_iters
+                        group["lr"] = scheduled * warmup_factor(global_step, cfg.warmup_iters)
                 picked = starts[batch_idx * cfg.batch_size:(batch_idx + 1) * cfg.batch_size]
                 frames_u8, labels_u8 = lab4_data.gather_clips(train_split, picked, cfg.train_vi_len)
                 frames = to_float_images(frames_u8, device)

@@ -3,7 +3,7 @@
 import pytest
 
 from lab4.config import PROFILES, Config, make_config, parse_overrides
-from lab4.schedules import kl_beta, teacher_forcing_draw, teacher_forcing_ratio
+from lab4.schedules import kl_beta, teacher_forcing_draw, teacher_forcing_ratio, warmup_factor
 
 
 def test_cyclical_matches_fu_et_al():
@@ -104,3 +104,8 @@ def test_config_round_trips_through_json(tmp_path):
     cfg = make_config("quick", {"seed": 3})
     cfg.save(tmp_path / "config.json")
     assert Config.load(tmp_path / "config.json") == cfg
+
+
+def test_warmup_factor_is_a_linear_ramp():
+    assert [warmup_factor(i, 4) for i in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    assert warmup_factor(0, 0) == 1.0

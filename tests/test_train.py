@@ -64,7 +64,9 @@ def test_smoke_run_writes_a_complete_run_folder(data_root, tmp_path):
 
 
 def test_resume_gives_the_same_metrics_as_an_uninterrupted_run(data_root, tmp_path, monkeypatch):
-    cfg = smoke(data_root, num_epoch=3, tf_granularity="batch", kl_anneal_step="iteration", tfr=0.5, tfr_sde=0)
+    # The LR warm-up runs into epoch 3, across the interruption.
+    cfg = smoke(data_root, num_epoch=3, tf_granularity="batch", kl_anneal_step="iteration", tfr=0.5, tfr_sde=0,
+                warmup_iters=60)
     whole = train(cfg, tmp_path / "whole", progress=False)
 
     real_ratio = train_module.teacher_forcing_ratio
@@ -89,6 +91,25 @@ def test_resume_gives_the_same_metrics_as_an_uninterrupted_run(data_root, tmp_pa
     for name, tensor in a["model"].items():
         assert torch.equal(tensor, b["model"][name]), name
     assert resumed.best_psnr == whole.best_psnr
+
+
+def test_lr_warmup_ramps_then_follows_the_schedule(data_root, tmp_path, monkeypatch):
+    cfg = smoke(data_root, num_epoch=2, warmup_iters=5, lr=1e-3, lr_schedule="multistep", milestones=[1], gamma=0.1)
+    seen: list[float] = []
+    real_step = train_module.train_step
+
+    def recording_step(step_module, optimizer, *args, **kwargs):
+        seen.append(optimizer.param_groups[0]["lr"])
+        return real_step(step_module, optimizer, *args, **kwargs)
+
+    monkeypatch.setattr(train_module, "train_step", recording_step)
+    train(cfg, tmp_path / "run", progress=False)
+    per_epoch = len(seen) // 2
+    scheduled = [1e-3] * per_epoch + [1e-4] * per_epoch  # the milestone after epoch 1
+    assert seen == pytest.approx([lr * min(1.0, (i + 1) / 5) for i, lr in enumerate(scheduled)])
+    assert seen[0] == pytest.approx(2e-4)
+    logged = [float(row["lr"]) for row in read_rows(tmp_path / "run" / "train_log.csv")]
+    assert logged == pytest.approx([1e-3, 1e-4])
 
 
 def test_resume_refuses_a_changed_config(data_root, tmp_path):
