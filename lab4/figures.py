@@ -323,6 +323,8 @@ TABLE_COLUMNS = {
     "baseline_psnr_mean": "baseline\nall frames",
     "baseline_psnr_1_600": "baseline\nframes 1-600",
     "baseline_psnr_last": "baseline\nlast frame",
+    "val_ssim_mean": "val SSIM\nall frames",
+    "baseline_ssim_mean": "baseline\nSSIM",
     "best_val_psnr": "best epoch\nval PSNR",
     "test_psnr": "test score\n(all seqs)",
     "test_baseline_psnr": "test\nbaseline",
@@ -347,7 +349,9 @@ def results_table(summary: pd.DataFrame, frames: pd.DataFrame) -> pd.DataFrame:
         per_run.append({"run": name, "val_psnr_mean": df["psnr"].mean(), "val_psnr_1_600": scored["psnr"].mean(),
                         "val_psnr_last": last["psnr"].mean(), "baseline_psnr_mean": df["baseline_psnr"].mean(),
                         "baseline_psnr_1_600": scored["baseline_psnr"].mean(),
-                        "baseline_psnr_last": last["baseline_psnr"].mean()})
+                        "baseline_psnr_last": last["baseline_psnr"].mean(),
+                        "val_ssim_mean": df["ssim"].mean() if "ssim" in df else np.nan,
+                        "baseline_ssim_mean": df["baseline_ssim"].mean() if "baseline_ssim" in df else np.nan})
     measured = pd.DataFrame(per_run)
     if measured.empty:
         merged = summary.copy()

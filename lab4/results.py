@@ -86,7 +86,7 @@ class RunData:
     def epochs(self) -> pd.DataFrame:
         """train_log.csv: one row per epoch (val columns empty where no validation ran)."""
         df = _read_csv(self.paths.epoch_log)
-        for col in ("val_mse", "val_psnr", "baseline_psnr"):
+        for col in ("val_mse", "val_psnr", "baseline_psnr", "val_ssim", "baseline_ssim"):
             if col in df:
                 df[col] = pd.to_numeric(df[col], errors="coerce")
         return df
@@ -148,6 +148,9 @@ def psnr_measures(frames: pd.DataFrame) -> dict[str, float]:
         "baseline_psnr_1_600": float(scored["baseline_psnr"].mean()),
         "baseline_psnr_last": float(last["baseline_psnr"]),
         "val_frames": int(frames["frame"].max()),
+        # Runs made before SSIM was logged have no such columns: NaN, not an error.
+        "val_ssim_mean": float(frames["ssim"].mean()) if "ssim" in frames else math.nan,
+        "baseline_ssim_mean": float(frames["baseline_ssim"].mean()) if "baseline_ssim" in frames else math.nan,
     }
 
 
@@ -174,7 +177,8 @@ def run_summary(run_dir: Path) -> dict[str, Any]:
         row["final_train_loss"] = float(epochs["train_loss"].iloc[-1])
         row["final_train_mse"] = float(epochs["train_mse"].iloc[-1])
     measures = psnr_measures(run.last_validation())
-    for key in ("val_psnr_1_600", "val_psnr_last", "baseline_psnr_1_600", "baseline_psnr_last", "val_frames"):
+    for key in ("val_psnr_1_600", "val_psnr_last", "baseline_psnr_1_600", "baseline_psnr_last", "val_frames",
+                "val_ssim_mean", "baseline_ssim_mean"):
         if key in measures:
             row[key] = measures[key]
     score = run.test_score

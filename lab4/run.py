@@ -4,7 +4,7 @@ runs/<name>/
     config.json            every knob of the run
     train_log.csv          one row per epoch
     iter_log.csv           one row every `log_every` iterations
-    val_psnr.csv           PSNR of every rollout frame at every validation, with the baseline
+    val_psnr.csv           PSNR and SSIM of every rollout frame at every validation, with the baseline's
     val_rollout.npz        the last validation rollout (uint8 frames, labels, ground truth)
     checkpoints/           last.pt, best.pt (by val PSNR), epoch_NNN.pt every per_save epochs
     test/                  submission.csv, predictions.npy, seq_<i>.gif, score.json
@@ -22,9 +22,10 @@ from typing import Any, Sequence
 from lab4.io import atomic_write_text
 
 EPOCH_COLUMNS = ["epoch", "lr", "tfr", "teacher_forced", "beta", "train_loss", "train_mse", "train_kl",
-                 "val_mse", "val_psnr", "baseline_psnr", "seconds", "train_frames_per_s"]
+                 "val_mse", "val_psnr", "baseline_psnr", "val_ssim", "baseline_ssim", "seconds",
+                 "train_frames_per_s"]
 ITER_COLUMNS = ["epoch", "iteration", "loss", "mse", "kl", "beta", "teacher_forced"]
-VAL_COLUMNS = ["epoch", "frame", "psnr", "baseline_psnr"]
+VAL_COLUMNS = ["epoch", "frame", "psnr", "baseline_psnr", "ssim", "baseline_ssim"]
 
 
 @dataclass(frozen=True)

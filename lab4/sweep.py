@@ -519,6 +519,8 @@ def _headline(row: dict[str, Any]) -> str:
 
     text = (f"val PSNR {db('final_val_psnr')} (best {db('best_val_psnr')}; repeat-first-frame baseline "
             f"{db('baseline_psnr')}; mean over {row.get('val_frames', '?')} predicted val frames)")
+    if row.get("val_ssim_mean") is not None and row["val_ssim_mean"] == row["val_ssim_mean"]:  # not NaN
+        text += f", val SSIM {row['val_ssim_mean']:.3f} (baseline {row.get('baseline_ssim_mean', float('nan')):.3f})"
     if row.get("test_psnr") is not None:
         text += f", test {db('test_psnr')} (baseline {db('test_baseline_psnr')})"
     return text

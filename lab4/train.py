@@ -252,13 +252,17 @@ def _train(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool
                 validation = validate(model, val_frames, val_labels, cfg.val_z, seed=cfg.seed + 1000 * epoch,
                                       dtype=amp_dtype)
                 history["val"].extend(
-                    {"epoch": epoch + 1, "frame": i + 1, "psnr": float(p), "baseline_psnr": float(b)}
-                    for i, (p, b) in enumerate(zip(validation.psnr, validation.baseline_psnr)))
+                    {"epoch": epoch + 1, "frame": i + 1, "psnr": float(p), "baseline_psnr": float(b),
+                     "ssim": float(s), "baseline_ssim": float(bs)}
+                    for i, (p, b, s, bs) in enumerate(zip(validation.psnr, validation.baseline_psnr,
+                                                          validation.ssim, validation.baseline_ssim)))
             row = {
                 "epoch": epoch + 1, "lr": lr, "tfr": tfr, "teacher_forced": forced_count / n_batches,
                 "beta": float(np.mean(betas)), "train_loss": loss_m, "train_mse": mse_m, "train_kl": kl_m,
                 "val_mse": validation.mse if validation else "", "val_psnr": validation.mean_psnr if validation else "",
                 "baseline_psnr": validation.mean_baseline_psnr if validation else "",
+                "val_ssim": validation.mean_ssim if validation else "",
+                "baseline_ssim": validation.mean_baseline_ssim if validation else "",
                 "seconds": time.perf_counter() - started,
                 "train_frames_per_s": n_batches * cfg.batch_size * (cfg.train_vi_len - 1) / train_seconds,
             }
@@ -307,12 +311,14 @@ def save_val_rollout(path: Path, validation: Validation, frames: torch.Tensor, l
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, prediction=as_u8(validation.predictions), truth=as_u8(frames), labels=as_u8(labels),
-                     psnr=validation.psnr, baseline_psnr=validation.baseline_psnr)
+                     psnr=validation.psnr, baseline_psnr=validation.baseline_psnr, ssim=validation.ssim,
+                     baseline_ssim=validation.baseline_ssim)
 
 
 def format_epoch(row: dict[str, Any]) -> str:
     text = (f"epoch {row['epoch']:>3}  loss {row['train_loss']:.4g}  mse {row['train_mse']:.4g}  "
             f"kl {row['train_kl']:.4g}  beta {row['beta']:.2f}  tfr {row['tfr']:.2f}  lr {row['lr']:.2g}")
     if row["val_psnr"] != "":
-        text += f"  | val PSNR {row['val_psnr']:.2f} dB (repeat-first-frame baseline {row['baseline_psnr']:.2f} dB)"
+        text += (f"  | val PSNR {row['val_psnr']:.2f} dB, SSIM {row['val_ssim']:.3f} (repeat-first-frame baseline "
+                 f"{row['baseline_psnr']:.2f} dB, {row['baseline_ssim']:.3f})")
     return text + f"  [{row['seconds']:.0f}s, {row['train_frames_per_s']:.0f} frames/s]"
