@@ -8,6 +8,7 @@ import torch.nn as nn
 
 from lab4.model import (ConvFFN, DepthConv, DepthConvBlock, Gaussian_Predictor, Label_Encoder, ResidualBlock,
                         RGB_Encoder, VideoCVAE, kl_between_gaussians, kl_to_standard_normal, reparameterize)
+from lab4.rollout import rollout
 
 
 def conv(in_ch, out_ch, k, groups=1):
@@ -273,3 +274,44 @@ def test_identity_init_starts_the_learned_prior_at_the_standard_normal():
     still = [name for name, p in model.Prior_Predictor.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
     assert not still, f"prior parameters that got no gradient: {still}"
 
+
+def one_step(model, first, labels, eps):
+    """The first generated frame, by hand: z = mu_p + sigma_p * eps from the previous frame and label."""
+    prev_feat, label_feat = model.encode_frames(first), model.encode_labels(labels[:, 1])
+    mu_p, logvar_p = model.prior(prev_feat, label_feat)
+    return model.to_image(model.decode(prev_feat, label_feat, mu_p + eps * torch.exp(0.5 * logvar_p)))
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_rollout_samples_from_the_learned_prior():
+    torch.manual_seed(0)
+    model = VideoCVAE(16, 8, 4, 16, prior="learned").eval()
+    gen = torch.Generator().manual_seed(3)
+    first, labels = torch.rand(2, 3, 32, 64, generator=gen), torch.rand(2, 4, 3, 32, 64, generator=gen)
+    with torch.no_grad():  # a prior far from N(0, I), so that using it shows
+        model.Prior_Predictor[-1].bias[:4].fill_(0.7)
+        model.Prior_Predictor[-1].bias[4:].fill_(-1.0)
+
+    # "zero": z = mu_p; deterministic, and generator-free.
+    zero = rollout(model, first, labels, z_mode="zero")
+    assert torch.equal(zero, rollout(model, first, labels, z_mode="zero"))
+    with torch.no_grad():
+        torch.testing.assert_close(zero[:, 1], one_step(model, first, labels, torch.zeros(2, 4, 32, 64)))
+        # ... and it follows the prior's mean: moving it moves the rollout.
+        model.Prior_Predictor[-1].bias[:4].fill_(-0.7)
+    assert not torch.allclose(zero, rollout(model, first, labels, z_mode="zero"), atol=1e-3)
+
+    # "prior": z = mu_p + sigma_p * eps, with eps the generator's draw.
+    sampled = rollout(model, first, labels, z_mode="prior", generator=torch.Generator().manual_seed(7))
+    eps = torch.randn((2, 4, 32, 64), generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        torch.testing.assert_close(sampled[:, 1], one_step(model, first, labels, eps))
+    again = rollout(model, first, labels, z_mode="prior", generator=torch.Generator().manual_seed(7))
+    assert torch.equal(sampled, again)
+
+    # "mean": the average of the decoded samples of each step.
+    mean = rollout(model, first, labels, z_mode="mean", samples=3, generator=torch.Generator().manual_seed(7))
+    eps = torch.randn((6, 4, 32, 64), generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        decoded = one_step(model, first.repeat_interleave(3, 0), labels.repeat_interleave(3, 0), eps)
+    torch.testing.assert_close(mean[:, 1], decoded.unflatten(0, (2, 3)).mean(dim=1))
