@@ -64,7 +64,10 @@ def naive_clip_loss(model: VideoCVAE, frames: torch.Tensor, labels: torch.Tensor
 
     frames, labels: (B, T, 3, H, W) in [0, 1]. Returns (loss, mse, kl), with the loss
     summed over the T-1 steps. `noise` (B*(T-1), N, H, W), laid out as `clip_loss` takes
-    it, fixes the reparameterisation noise (for the equivalence test).
+    it, fixes the reparameterisation noise (for the equivalence test). With a learned
+    prior the KL of each step is to p(z | previous frame, label) instead of N(0, I). Both
+    KLs are written out here rather than imported from lab4.model, so that the
+    equivalence test compares two independent writings of the maths.
     """
     batch, length = frames.shape[:2]
     if noise is not None:
@@ -85,7 +88,12 @@ def naive_clip_loss(model: VideoCVAE, frames: torch.Tensor, labels: torch.Tensor
         parm = model.Decoder_Fusion(human_feat_hat, label_feat, z)
         raw = model.Generator(parm)
         mse = mse + F.mse_loss(model.fit_output(raw), img[i])
-        kl = kl + (-0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()) / batch)
+        if model.learned_prior:
+            mu_p, logvar_p = model.Prior_Predictor(human_feat_hat, label_feat)
+            kl = kl + 0.5 * torch.sum(logvar_p - logvar + (logvar.exp() + (mu - mu_p).pow(2)) / logvar_p.exp()
+                                      - 1) / batch
+        else:
+            kl = kl + (-0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()) / batch)
         out = model.to_image(raw)
     return mse + kl_weight * kl, mse, kl
 
@@ -313,7 +321,8 @@ def run_bench(args: argparse.Namespace, log: Callable[[str], None] = print) -> d
     gen = torch.Generator().manual_seed(args.seed)
 
     # One set of weights for every model; each variant trains its own copy.
-    naive_model = VideoCVAE(cfg.F_dim, cfg.L_dim, cfg.N_dim, cfg.D_out_dim, output=cfg.output).to(device)
+    naive_model = VideoCVAE(cfg.F_dim, cfg.L_dim, cfg.N_dim, cfg.D_out_dim, output=cfg.output,
+                            prior=cfg.prior).to(device)
     naive_model.train()
     naive_opt = build_optimizer(cfg, naive_model)
     ours = []

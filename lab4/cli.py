@@ -1,4 +1,4 @@
-"""`python -m lab4 COMMAND`: data, train, predict, score, config."""
+"""`python -m lab4 COMMAND`: data, train, predict, score, config, sweep, report, bench, strategies."""
 
 from __future__ import annotations
 
@@ -130,6 +130,8 @@ def parser() -> argparse.ArgumentParser:
     add_sweep_commands(sub)
     from lab4.bench import add_commands as add_bench_commands
     add_bench_commands(sub)
+    from lab4.strategies import add_commands as add_strategies_commands  # strategies
+    add_strategies_commands(sub)
     return top
 
 

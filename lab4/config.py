@@ -16,6 +16,7 @@ from typing import Any, get_type_hints
 CHOICES: dict[str, tuple[str, ...]] = {
     "output": ("clamp", "sigmoid"),
     "init": ("template", "identity"),
+    "prior": ("fixed", "learned"),
     "optimizer": ("adam", "adamw"),
     "lr_schedule": ("multistep", "cosine", "constant"),
     "clip_mode": ("chunks", "random"),
@@ -49,6 +50,7 @@ class Config:
     D_out_dim: int = 192
     output: str = "clamp"           # "clamp" (template) or "sigmoid"
     init: str = "template"          # PyTorch's default (template) or "identity": start as repeat-the-previous-frame
+    prior: str = "fixed"            # p(z): N(0, I) (template) or "learned": p(z_t | x_{t-1}, p_t) from a Gaussian_Predictor
 
     # --- optimisation ---
     batch_size: int = 2

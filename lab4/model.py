@@ -174,7 +174,9 @@ def init_identity(model: nn.Module) -> None:
       and generator's output convs) start as identities on their first channels
       (`nn.init.dirac_`), which carries the previous frame's RGB from the encoder through
       the fusion (its first input channels) to the output;
-    - the Gaussian predictor's output conv starts at zero (mu = 0, logvar = 0: the prior);
+    - the output conv of every Gaussian predictor (the posterior's, and the learned
+      prior's when there is one) starts at zero: mu = 0, logvar = 0, so both start as
+      N(0, I), the template's prior, and the KL between them starts at 0;
     - every other convolution is He-initialised for its LeakyReLU.
     So with the `clamp` output the untrained model outputs exactly its previous frame, and
     training learns the change. The modules are the template's; only the starting weights
@@ -217,20 +219,39 @@ def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor, batch_size: in
     return -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()) / batch_size
 
 
+def kl_between_gaussians(mu_q: torch.Tensor, logvar_q: torch.Tensor, mu_p: torch.Tensor, logvar_p: torch.Tensor,
+                         batch_size: int) -> torch.Tensor:
+    """KL(N(mu_q, sigma_q^2) || N(mu_p, sigma_p^2)) of two diagonal Gaussians, summed over every
+    latent element and divided by the batch size (as `kl_to_standard_normal`, which it equals
+    for mu_p = 0, logvar_p = 0).
+
+    Per element: 0.5 * (log sigma_p^2 - log sigma_q^2 + (sigma_q^2 + (mu_q - mu_p)^2) / sigma_p^2 - 1).
+    """
+    per_element = logvar_p - logvar_q + (logvar_q.exp() + (mu_q - mu_p).pow(2)) / logvar_p.exp() - 1
+    return 0.5 * torch.sum(per_element) / batch_size
+
+
 class VideoCVAE(nn.Module):
-    """The five template modules plus the output mapping.
+    """The five template modules plus the output mapping (and, with prior="learned", a sixth).
+
+    prior="fixed" is the template: p(z) = N(0, I). prior="learned" adds `Prior_Predictor`,
+    a second Gaussian_Predictor (same structure, F+L -> N) that predicts p(z_t | x_{t-1}, p_t)
+    from the previous frame's features (the same ones the decoder fuses) and the label's,
+    as the learned prior of SVG-LP (Denton & Fergus, 2018).
 
     Shapes: frames and labels are (batch, 3, 32, 64) floats in [0, 1]. Each method works on
     any leading batch, so the trainer can call them on (batch x time) at once.
     """
 
     def __init__(self, F_dim: int = 128, L_dim: int = 32, N_dim: int = 12, D_out_dim: int = 192,
-                 output: str = "clamp", init: str = "template"):
+                 output: str = "clamp", init: str = "template", prior: str = "fixed"):
         super().__init__()
         if output not in ("clamp", "sigmoid"):
             raise ValueError(f"output must be 'clamp' or 'sigmoid', got {output!r}")
         if init not in ("template", "identity"):
             raise ValueError(f"init must be 'template' or 'identity', got {init!r}")
+        if prior not in ("fixed", "learned"):
+            raise ValueError(f"prior must be 'fixed' or 'learned', got {prior!r}")
         if init == "identity" and min(F_dim, D_out_dim) < 24:
             raise ValueError(f"init='identity' needs F_dim and D_out_dim of at least 24 (got {F_dim}, {D_out_dim}): "
                              "the narrowest layers, width/8, must carry the frame's 3 colour channels")
@@ -241,6 +262,12 @@ class VideoCVAE(nn.Module):
         self.Gaussian_Predictor = Gaussian_Predictor(F_dim + L_dim, N_dim)
         self.Decoder_Fusion = Decoder_Fusion(F_dim + L_dim + N_dim, D_out_dim)
         self.Generator = Generator(D_out_dim, 3)
+        self.learned_prior = prior == "learned"
+        if self.learned_prior:
+            # Built last, so that the template modules draw the same initial weights from a
+            # given seed whichever the prior; with "fixed" the module list (and state_dict)
+            # is the template's.
+            self.Prior_Predictor = Gaussian_Predictor(F_dim + L_dim, N_dim)
         if init == "identity":
             init_identity(self)
 
@@ -253,6 +280,15 @@ class VideoCVAE(nn.Module):
     def posterior(self, frame_feat: torch.Tensor, label_feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """q(z | x_t, p_t): (mu, logvar) from the current frame's and label's features."""
         return self.Gaussian_Predictor(frame_feat, label_feat)
+
+    def prior(self, prev_feat: torch.Tensor, label_feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """p(z | x_{t-1}, p_t): (mu, logvar) from the previous frame's and the label's features.
+
+        Only with prior="learned"; the fixed prior N(0, I) has nothing to predict.
+        """
+        if not self.learned_prior:
+            raise RuntimeError("prior='fixed': p(z) is N(0, I), there is no Prior_Predictor to call")
+        return self.Prior_Predictor(prev_feat, label_feat)
 
     def decode(self, prev_feat: torch.Tensor, label_feat: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """Fuse [previous frame, label, z] and generate the frame, before the output mapping."""

@@ -3,6 +3,17 @@
 Given first frames and the labels of every step, each prediction becomes the previous
 frame of the next step. All sequences roll out together as one batch, label features
 are computed in a few large calls, and nothing leaves the device inside the loop.
+
+The prior is N(0, I) (the template) or, for a model with a learned prior, the Gaussian
+p(z_t | x_{t-1}, p_t) it predicts from the previous prediction and the label. z strategies:
+- "prior":   one sample z = mu_p + sigma_p * eps per step (eps ~ N(0, I));
+- "zero":    z = mu_p, the prior mean (0 for the fixed prior);
+- "mean":    decode `samples` prior samples per step and feed back their average;
+- "best_of": ORACLE. Decode `samples` prior samples per step and keep, per sequence, the
+             one closest (MSE) to the ground-truth frame, as the video-prediction
+             literature reports best-of-N (SVG, Denton & Fergus 2018; SAVP, Lee et al. 2018).
+             It needs the true frames, so it measures what the samples could reach, not
+             what a model can predict: never a validation or test score.
 """
 
 from __future__ import annotations
@@ -10,30 +21,56 @@ from __future__ import annotations
 import torch
 
 from lab4.device import autocast
-from lab4.model import VideoCVAE
+from lab4.model import VideoCVAE, reparameterize
 
 # Label features for a 630-step rollout of the full-size model take ~160 MB per
 # sequence; encoding them this many steps at a time bounds the memory.
 LABEL_CHUNK = 128
+Z_MODES = ("prior", "zero", "mean", "best_of")
+ORACLE_Z_MODES = ("best_of",)  # need the ground truth
+
+
+def draw_z(model: VideoCVAE, prev_feat: torch.Tensor, label_feat: torch.Tensor, z_mode: str, draws: int,
+           generator: torch.Generator | None) -> torch.Tensor:
+    """z for one step of every sequence, `draws` per sequence: (S * draws, N, H, W), draws of a sequence adjacent."""
+    seqs = prev_feat.shape[0]
+    shape = (seqs * draws, model.N_dim) + tuple(prev_feat.shape[-2:])
+    if z_mode == "zero":
+        eps = torch.zeros(shape, device=prev_feat.device, dtype=prev_feat.dtype)
+    else:
+        eps = torch.randn(shape, device=prev_feat.device, generator=generator).to(prev_feat.dtype)
+    if not model.learned_prior:
+        return eps  # p(z) = N(0, I): z = 0 + 1 * eps
+    mu_p, logvar_p = (x.repeat_interleave(draws, dim=0) for x in model.prior(prev_feat, label_feat))
+    return mu_p if z_mode == "zero" else reparameterize(mu_p, logvar_p, eps)
+
+
+def closest_to_truth(candidates: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """candidates (S, K, 3, H, W), truth (S, 3, H, W) -> (S, 3, H, W): per sequence the candidate of least MSE."""
+    mse = (candidates - truth[:, None]).pow(2).mean(dim=(-3, -2, -1))
+    best = mse.argmin(dim=1)
+    return candidates[torch.arange(candidates.shape[0], device=candidates.device), best]
 
 
 @torch.inference_mode()
 def rollout(model: VideoCVAE, first_frames: torch.Tensor, labels: torch.Tensor, z_mode: str = "prior",
             samples: int = 1, generator: torch.Generator | None = None,
-            dtype: torch.dtype | None = None) -> torch.Tensor:
+            dtype: torch.dtype | None = None, truth: torch.Tensor | None = None) -> torch.Tensor:
     """first_frames (S, 3, H, W), labels (S, T, 3, H, W) in [0, 1] -> frames (S, T, 3, H, W).
 
-    Frame 0 of the result is the given first frame; labels[:, 0] is not used.
-    z_mode: "prior" samples z ~ N(0, I) per step; "zero" uses the prior mean;
-    "mean" decodes `samples` prior samples per step and feeds back their average.
+    Frame 0 of the result is the given first frame; labels[:, 0] is not used. z_mode is one
+    of Z_MODES (see the module's docstring); "mean" and "best_of" decode `samples` z per
+    step. "best_of" is an oracle and needs `truth` (S, T, 3, H, W), the ground-truth frames.
     """
-    if z_mode not in ("prior", "zero", "mean"):
-        raise ValueError(f"z_mode {z_mode!r}: expected prior, zero or mean")
+    if z_mode not in Z_MODES:
+        raise ValueError(f"z_mode {z_mode!r}: expected one of {', '.join(Z_MODES)}")
+    if z_mode in ORACLE_Z_MODES and (truth is None or truth.shape[:2] != labels.shape[:2]):
+        raise ValueError(f"z_mode {z_mode!r} is an oracle: it needs the ground-truth frames (truth) of every step")
     was_training = model.training
     model.eval()
     device = first_frames.device
     seqs, length = labels.shape[:2]
-    draws = samples if z_mode == "mean" else 1
+    draws = samples if z_mode in ("mean", "best_of") else 1
     out = torch.empty((seqs, length) + tuple(first_frames.shape[1:]), device=device)
     out[:, 0] = first_frames
     prev = first_frames
@@ -45,17 +82,14 @@ def rollout(model: VideoCVAE, first_frames: torch.Tensor, labels: torch.Tensor, 
             for t in range(start, stop):
                 label_feat = chunk[:, t - start]
                 prev_feat = model.encode_frames(prev)
+                z = draw_z(model, prev_feat, label_feat, z_mode, draws, generator)
                 if draws > 1:
                     label_feat = label_feat.repeat_interleave(draws, dim=0)
                     prev_feat = prev_feat.repeat_interleave(draws, dim=0)
-                shape = (seqs * draws, model.N_dim) + tuple(prev.shape[-2:])
-                if z_mode == "zero":
-                    z = torch.zeros(shape, device=device, dtype=prev_feat.dtype)
-                else:
-                    z = torch.randn(shape, device=device, generator=generator).to(prev_feat.dtype)
                 frame = model.to_image(model.decode(prev_feat, label_feat, z))
                 if draws > 1:
-                    frame = frame.unflatten(0, (seqs, draws)).mean(dim=1)
+                    candidates = frame.unflatten(0, (seqs, draws))
+                    frame = candidates.mean(dim=1) if z_mode == "mean" else closest_to_truth(candidates, truth[:, t])
                 out[:, t] = frame
                 prev = frame
     model.train(was_training)

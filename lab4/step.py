@@ -2,8 +2,9 @@
 
 Everything that does not depend on the model's own previous prediction runs once for
 the whole clip as one call over (batch x time): encoding every ground-truth frame and
-label, and the posterior. A teacher-forced clip has no time loop at all; otherwise the
-loop holds only what needs the previous prediction (encode it, fuse, generate).
+label, and the posterior (and a learned prior, when teacher forced). A teacher-forced
+clip has no time loop at all; otherwise the loop holds only what needs the previous
+prediction (encode it, the learned prior from it, fuse, generate).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from lab4.device import autocast
-from lab4.model import VideoCVAE, kl_to_standard_normal, reparameterize
+from lab4.model import VideoCVAE, kl_between_gaussians, kl_to_standard_normal, reparameterize
 
 
 @dataclass
@@ -29,7 +30,9 @@ def clip_loss(model: VideoCVAE, frames: torch.Tensor, labels: torch.Tensor, teac
     """frames, labels: (B, T, 3, H, W) in [0, 1]. Predicts frames 1..T-1 from frame 0.
 
     `noise` (B*(T-1), N, H, W) fixes the reparameterisation noise, for tests.
-    The loss is the template's: per step MSE + beta * KL, summed over the steps.
+    The loss is the template's: per step MSE + beta * KL, summed over the steps. The KL is
+    to N(0, I), or with a learned prior to p(z_t | x_{t-1}, p_t), predicted from the same
+    previous-frame features the decoder fuses at that step.
     """
     batch, length = frames.shape[:2]
     steps = length - 1
@@ -37,16 +40,24 @@ def clip_loss(model: VideoCVAE, frames: torch.Tensor, labels: torch.Tensor, teac
     label_feat = model.encode_labels(labels[:, 1:].flatten(0, 1))
     mu, logvar = model.posterior(frame_feat[:, 1:].flatten(0, 1), label_feat)
     z = reparameterize(mu, logvar, noise)
+    prior: tuple[torch.Tensor, torch.Tensor] | None = None  # (mu_p, logvar_p) laid out as (mu, logvar)
 
     if teacher_forced:
-        raw = model.decode(frame_feat[:, :-1].flatten(0, 1), label_feat, z)
+        prev_feat = frame_feat[:, :-1].flatten(0, 1)
+        raw = model.decode(prev_feat, label_feat, z)
         pred = model.fit_output(raw).unflatten(0, (batch, steps))
+        if model.learned_prior:
+            prior = model.prior(prev_feat, label_feat)
     else:
         label_feat = label_feat.unflatten(0, (batch, steps))
         z = z.unflatten(0, (batch, steps))
         prev_feat = frame_feat[:, 0]
-        outputs = []
+        outputs, prior_mus, prior_logvars = [], [], []
         for t in range(steps):
+            if model.learned_prior:
+                mu_p, logvar_p = model.prior(prev_feat, label_feat[:, t])
+                prior_mus.append(mu_p)
+                prior_logvars.append(logvar_p)
             raw = model.decode(prev_feat, label_feat[:, t], z[:, t])
             outputs.append(model.fit_output(raw))
             if t + 1 < steps:
@@ -54,9 +65,16 @@ def clip_loss(model: VideoCVAE, frames: torch.Tensor, labels: torch.Tensor, teac
                 # not backpropagate through the chain of predictions.
                 prev_feat = model.encode_frames(model.to_image(raw).detach())
         pred = torch.stack(outputs, dim=1)
+        if model.learned_prior:
+            prior = (torch.stack(prior_mus, dim=1).flatten(0, 1), torch.stack(prior_logvars, dim=1).flatten(0, 1))
 
     mse = F.mse_loss(pred, frames[:, 1:].float()) * steps
-    kl = kl_to_standard_normal(mu.float(), logvar.float(), batch)
+    if prior is None:
+        kl = kl_to_standard_normal(mu.float(), logvar.float(), batch)
+    else:
+        # No stop-gradient on either side: the KL pulls the posterior towards the prior and
+        # trains the prior to predict the posterior, as SVG-LP does.
+        kl = kl_between_gaussians(mu.float(), logvar.float(), prior[0].float(), prior[1].float(), batch)
     return ClipLoss(loss=mse + kl_weight * kl, mse=mse, kl=kl)
 
 

@@ -3,7 +3,8 @@
 `lab4.step.clip_loss` encodes every frame and label of a clip in one call over
 (batch x time); the naive reference (`lab4.bench.naive_clip_loss`, the template's loop)
 calls every module once per time step on the batch. With the reparameterisation noise
-fixed, in fp32, the two must agree, teacher-forced or not.
+fixed, in fp32, the two must agree, teacher-forced or not, with the template's fixed
+prior N(0, I) or a learned prior p(z_t | x_{t-1}, p_t) (the KL to it, and its gradients).
 
 BatchNorm, the one place where they legitimately differ
 --------------------------------------------------------
@@ -40,9 +41,9 @@ RTOL, ATOL = 1e-4, 1e-5
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def make_model(output: str = "clamp", channels_last: bool = False) -> VideoCVAE:
+def make_model(output: str = "clamp", channels_last: bool = False, prior: str = "fixed") -> VideoCVAE:
     torch.manual_seed(0)
-    model = VideoCVAE(**SIZES, output=output)
+    model = VideoCVAE(**SIZES, output=output, prior=prior)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model
@@ -95,9 +96,10 @@ def assert_same(a, b, grad_atol: float = 2e-4) -> None:
 
 @pytest.mark.parametrize("teacher_forced", [True, False], ids=["teacher_forced", "free_running"])
 @pytest.mark.parametrize("output", ["clamp", "sigmoid"])
-def test_clip_loss_matches_naive_with_batchnorm_in_eval_mode(teacher_forced: bool, output: str) -> None:
+@pytest.mark.parametrize("prior", ["fixed", "learned"])
+def test_clip_loss_matches_naive_with_batchnorm_in_eval_mode(teacher_forced: bool, output: str, prior: str) -> None:
     frames, labels, noise = make_inputs()
-    model = make_model(output)
+    model = make_model(output, prior=prior)
     set_batchnorm_eval(model)
     ours = loss_and_grads(model, clip_loss, frames, labels, noise, teacher_forced)
     naive = loss_and_grads(model, naive_clip_loss, frames, labels, noise, teacher_forced)
@@ -106,11 +108,12 @@ def test_clip_loss_matches_naive_with_batchnorm_in_eval_mode(teacher_forced: boo
 
 
 @pytest.mark.parametrize("teacher_forced", [True, False], ids=["teacher_forced", "free_running"])
-def test_project_layout_matches_naive(teacher_forced: bool) -> None:
+@pytest.mark.parametrize("prior", ["fixed", "learned"])
+def test_project_layout_matches_naive(teacher_forced: bool, prior: str) -> None:
     """The project's channels_last model against the plain NCHW naive model, same weights."""
     frames, labels, noise = make_inputs(seed=2)
-    naive_model = make_model()
-    ours_model = make_model(channels_last=True)
+    naive_model = make_model(prior=prior)
+    ours_model = make_model(channels_last=True, prior=prior)
     ours_model.load_state_dict(naive_model.state_dict())
     set_batchnorm_eval(naive_model)
     ours_model.train()
@@ -128,7 +131,8 @@ def test_project_layout_matches_naive(teacher_forced: bool) -> None:
 
 
 @pytest.mark.parametrize("teacher_forced", [True, False], ids=["teacher_forced", "free_running"])
-def test_train_mode_differs_only_through_batchnorm(teacher_forced: bool) -> None:
+@pytest.mark.parametrize("prior", ["fixed", "learned"])
+def test_train_mode_differs_only_through_batchnorm(teacher_forced: bool, prior: str) -> None:
     frames, labels, noise = make_inputs(seed=3)
     # Poses whose brightness changes over the clip, so that per-step statistics differ
     # clearly from the clip's.
@@ -136,7 +140,7 @@ def test_train_mode_differs_only_through_batchnorm(teacher_forced: bool) -> None
 
     # With the BatchNorm in train mode the batched statistics (B*(T-1) images) and the
     # per-step ones (B images) differ, so the losses do too ...
-    model = make_model()
+    model = make_model(prior=prior)
     model.train()
     ours = loss_and_grads(model, clip_loss, frames, labels, noise, teacher_forced)
     naive = loss_and_grads(model, naive_clip_loss, frames, labels, noise, teacher_forced)
@@ -145,7 +149,7 @@ def test_train_mode_differs_only_through_batchnorm(teacher_forced: bool) -> None
     assert not torch.allclose(ours[3][grad], naive[3][grad], rtol=1e-2, atol=0)
 
     # ... and that is the only difference: without it they agree.
-    model = make_model()
+    model = make_model(prior=prior)
     model.label_transformation[2] = torch.nn.Identity()
     assert not batchnorms(model)
     model.train()

@@ -7,7 +7,8 @@ import torch
 import torch.nn as nn
 
 from lab4.model import (ConvFFN, DepthConv, DepthConvBlock, Gaussian_Predictor, Label_Encoder, ResidualBlock,
-                        RGB_Encoder, VideoCVAE, kl_to_standard_normal, reparameterize)
+                        RGB_Encoder, VideoCVAE, kl_between_gaussians, kl_to_standard_normal, reparameterize)
+from lab4.rollout import rollout
 
 
 def conv(in_ch, out_ch, k, groups=1):
@@ -189,3 +190,128 @@ def test_identity_init_starts_as_repeat_the_previous_frame(sizes):
         VideoCVAE(init="zeros")
     with pytest.raises(ValueError, match="F_dim"):
         VideoCVAE(16, 8, 4, 16, init="identity")  # F_dim/8 = 2 channels cannot carry RGB
+
+
+# ---------------------------------------------------------------------------------------
+# The learned prior (prior="learned")
+# ---------------------------------------------------------------------------------------
+
+def gaussian_count(F=128, L=32, N=12):
+    return res(F + L, N // 4) + dcb(N // 4, N // 4) + res(N // 4, N // 2) + dcb(N // 2, N // 2) \
+        + res(N // 2, N) + conv(N, 2 * N, 1)
+
+
+def test_learned_prior_adds_one_gaussian_predictor_and_nothing_else():
+    torch.manual_seed(0)
+    fixed = VideoCVAE(16, 8, 4, 16)
+    torch.manual_seed(0)
+    learned = VideoCVAE(16, 8, 4, 16, prior="learned")
+    assert not hasattr(fixed, "Prior_Predictor") and not fixed.learned_prior
+    assert type(learned.Prior_Predictor) is Gaussian_Predictor
+    assert count(learned) == spec_parameter_count(16, 8, 4, 16) + gaussian_count(16, 8, 4)
+    fixed_state, learned_state = fixed.state_dict(), learned.state_dict()
+    extra = [k for k in learned_state if k not in fixed_state]
+    assert extra and all(k.startswith("Prior_Predictor.") for k in extra)
+    assert list(fixed_state) == [k for k in learned_state if k not in extra]
+    # Built last: from the same seed, the template modules start from the same weights.
+    for name, tensor in fixed_state.items():
+        assert torch.equal(tensor, learned_state[name]), name
+    with pytest.raises(RuntimeError, match="fixed"):
+        fixed.prior(torch.zeros(1, 16, 32, 64), torch.zeros(1, 8, 32, 64))
+    with pytest.raises(ValueError, match="prior"):
+        VideoCVAE(prior="flow")
+
+
+def test_kl_between_gaussians_against_torch_distributions():
+    gen = torch.Generator().manual_seed(0)
+    mu_q, mu_p = torch.randn(3, 4, 5, 6, generator=gen), torch.randn(3, 4, 5, 6, generator=gen)
+    logvar_q, logvar_p = torch.randn(3, 4, 5, 6, generator=gen), torch.randn(3, 4, 5, 6, generator=gen)
+    q = torch.distributions.Normal(mu_q, torch.exp(0.5 * logvar_q))
+    p = torch.distributions.Normal(mu_p, torch.exp(0.5 * logvar_p))
+    expected = torch.distributions.kl_divergence(q, p).sum() / 3
+    torch.testing.assert_close(kl_between_gaussians(mu_q, logvar_q, mu_p, logvar_p, batch_size=3), expected)
+
+
+def test_kl_between_gaussians_against_hand_computation():
+    mu_q, logvar_q = torch.tensor([1.0, 0.0, -1.0]), torch.tensor([0.0, math.log(2.0), math.log(0.5)])
+    mu_p, logvar_p = torch.tensor([0.0, 2.0, -1.0]), torch.tensor([math.log(4.0), 0.0, math.log(0.5)])
+    # KL per element = log(sigma_p / sigma_q) + (sigma_q^2 + (mu_q - mu_p)^2) / (2 sigma_p^2) - 1/2
+    by_hand = (math.log(2.0) + (1 + 1) / 8 - 0.5) \
+        + (math.log(1 / math.sqrt(2.0)) + (2 + 4) / 2 - 0.5) \
+        + (0.0 + (0.5 + 0) / 1 - 0.5)  # equal Gaussians: 0
+    assert kl_between_gaussians(mu_q, logvar_q, mu_p, logvar_p, batch_size=1).item() == pytest.approx(by_hand, rel=1e-6)
+    assert kl_between_gaussians(mu_q, logvar_q, mu_p, logvar_p, batch_size=2).item() == pytest.approx(by_hand / 2,
+                                                                                                    rel=1e-6)
+
+
+def test_kl_between_gaussians_to_standard_normal_is_the_template_kl():
+    gen = torch.Generator().manual_seed(1)
+    mu, logvar = torch.randn(2, 4, 8, 8, generator=gen), torch.randn(2, 4, 8, 8, generator=gen)
+    zeros = torch.zeros_like(mu)
+    torch.testing.assert_close(kl_between_gaussians(mu, logvar, zeros, zeros, 2), kl_to_standard_normal(mu, logvar, 2))
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_identity_init_starts_the_learned_prior_at_the_standard_normal():
+    """init="identity" zeroes the prior predictor's output conv too: p(z | x_{t-1}, p_t) starts
+    as N(0, I), and training moves it (every one of its parameters gets a gradient)."""
+    torch.manual_seed(0)
+    model = VideoCVAE(24, 8, 4, 24, init="identity", prior="learned")
+    assert model.Prior_Predictor[-1].weight.abs().max() == 0 and model.Prior_Predictor[-1].bias.abs().max() == 0
+    prev, frame, labels = torch.rand(2, 3, 32, 64), torch.rand(2, 3, 32, 64), torch.rand(2, 3, 32, 64)
+    mu_p, logvar_p = model.prior(model.encode_frames(prev), model.encode_labels(labels))
+    assert mu_p.abs().max() == 0 and logvar_p.abs().max() == 0
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for _ in range(6):
+        optimizer.zero_grad()
+        prev_feat, label_feat = model.encode_frames(prev), model.encode_labels(labels)
+        mu, logvar = model.posterior(model.encode_frames(frame), label_feat)
+        mu_p, logvar_p = model.prior(prev_feat, label_feat)
+        raw = model.decode(prev_feat, label_feat, reparameterize(mu, logvar))
+        kl = kl_between_gaussians(mu, logvar, mu_p, logvar_p, 2)
+        ((model.fit_output(raw) - frame) ** 2).mean().add(kl).backward()
+        optimizer.step()
+    still = [name for name, p in model.Prior_Predictor.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
+    assert not still, f"prior parameters that got no gradient: {still}"
+
+
+def one_step(model, first, labels, eps):
+    """The first generated frame, by hand: z = mu_p + sigma_p * eps from the previous frame and label."""
+    prev_feat, label_feat = model.encode_frames(first), model.encode_labels(labels[:, 1])
+    mu_p, logvar_p = model.prior(prev_feat, label_feat)
+    return model.to_image(model.decode(prev_feat, label_feat, mu_p + eps * torch.exp(0.5 * logvar_p)))
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_rollout_samples_from_the_learned_prior():
+    torch.manual_seed(0)
+    model = VideoCVAE(16, 8, 4, 16, prior="learned").eval()
+    gen = torch.Generator().manual_seed(3)
+    first, labels = torch.rand(2, 3, 32, 64, generator=gen), torch.rand(2, 4, 3, 32, 64, generator=gen)
+    with torch.no_grad():  # a prior far from N(0, I), so that using it shows
+        model.Prior_Predictor[-1].bias[:4].fill_(0.7)
+        model.Prior_Predictor[-1].bias[4:].fill_(-1.0)
+
+    # "zero": z = mu_p; deterministic, and generator-free.
+    zero = rollout(model, first, labels, z_mode="zero")
+    assert torch.equal(zero, rollout(model, first, labels, z_mode="zero"))
+    with torch.no_grad():
+        torch.testing.assert_close(zero[:, 1], one_step(model, first, labels, torch.zeros(2, 4, 32, 64)))
+        # ... and it follows the prior's mean: moving it moves the rollout.
+        model.Prior_Predictor[-1].bias[:4].fill_(-0.7)
+    assert not torch.allclose(zero, rollout(model, first, labels, z_mode="zero"), atol=1e-3)
+
+    # "prior": z = mu_p + sigma_p * eps, with eps the generator's draw.
+    sampled = rollout(model, first, labels, z_mode="prior", generator=torch.Generator().manual_seed(7))
+    eps = torch.randn((2, 4, 32, 64), generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        torch.testing.assert_close(sampled[:, 1], one_step(model, first, labels, eps))
+    again = rollout(model, first, labels, z_mode="prior", generator=torch.Generator().manual_seed(7))
+    assert torch.equal(sampled, again)
+
+    # "mean": the average of the decoded samples of each step.
+    mean = rollout(model, first, labels, z_mode="mean", samples=3, generator=torch.Generator().manual_seed(7))
+    eps = torch.randn((6, 4, 32, 64), generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        decoded = one_step(model, first.repeat_interleave(3, 0), labels.repeat_interleave(3, 0), eps)
+    torch.testing.assert_close(mean[:, 1], decoded.unflatten(0, (2, 3)).mean(dim=1))
