@@ -282,3 +282,13 @@ def test_two_sweeps_never_share_a_folder(tmp_path):
         sweep._lock(tmp_path)
     held.close()
     sweep._lock(tmp_path).close()  # free again
+
+
+def test_strategies_plan_changes_one_thing_per_run():
+    plan = load_plan("strategies")
+    assert plan.profile == "quick" and {r.seed for r in plan.runs} == {0, 1, 2}
+    reference = next(r for r in plan.runs if r.base == "quick").config.to_dict()
+    for run in plan.runs:
+        changed = {k for k, v in run.config.to_dict().items() if v != reference[k] and k != "seed"}
+        assert changed == set(run.settings) - {"seed"}, run.name
+    assert {"learned", "fixed"} == {r.config.prior for r in plan.runs}
