@@ -27,6 +27,7 @@ from lab4.model import VideoCVAE, reparameterize
 # sequence; encoding them this many steps at a time bounds the memory.
 LABEL_CHUNK = 128
 Z_MODES = ("prior", "zero", "mean", "best_of")
+MULTI_SAMPLE_Z_MODES = ("mean", "best_of")  # decode `samples` z per step
 ORACLE_Z_MODES = ("best_of",)  # need the ground truth
 
 
@@ -70,7 +71,7 @@ def rollout(model: VideoCVAE, first_frames: torch.Tensor, labels: torch.Tensor, 
     model.eval()
     device = first_frames.device
     seqs, length = labels.shape[:2]
-    draws = samples if z_mode in ("mean", "best_of") else 1
+    draws = samples if z_mode in MULTI_SAMPLE_Z_MODES else 1
     out = torch.empty((seqs, length) + tuple(first_frames.shape[1:]), device=device)
     out[:, 0] = first_frames
     prev = first_frames

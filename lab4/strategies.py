@@ -3,9 +3,9 @@
 `compare_z_strategies` rolls out the same videos with each strategy of `lab4.rollout`
 ("prior", "zero", "mean" and the ORACLE "best_of") and scores every predicted frame (PSNR
 on the [0, 1] frames, as the validation does) beside the repeat-first-frame baseline.
-`python -m lab4 strategies RUN_DIR` runs it on a trained run's val video, or on the test
-sequences when the data has their ground truth (test/test_gt; the synthetic data does, the
-real data does not), and writes RUN_DIR/strategies/z_strategies.csv (per frame) and
+`python -m lab4 strategies RUN_DIR` runs it on a trained run's val video, or with --split
+test on the test sequences when the data has their ground truth (test/test_gt; the
+synthetic data does, the real data does not), and writes RUN_DIR/strategies/z_strategies.csv (per frame) and
 z_strategies_summary.csv.
 
 best_of picks each frame with the ground truth, so its numbers are an upper bound on
@@ -28,11 +28,10 @@ from lab4.io import atomic_path
 from lab4.metrics import psnr_per_frame
 from lab4.model import VideoCVAE
 from lab4.predict import load_trained
-from lab4.rollout import ORACLE_Z_MODES, rollout
+from lab4.rollout import MULTI_SAMPLE_Z_MODES, ORACLE_Z_MODES, Z_MODES, rollout
 from lab4.submission import scored_frames_for
 
-STRATEGIES = ("prior", "zero", "mean", "best_of")
-MULTI_SAMPLE = ("mean", "best_of")  # decode `samples` z per step
+STRATEGIES = Z_MODES  # prior, zero, mean, best_of
 OUT_DIR = "strategies"  # inside the run folder
 PER_FRAME_CSV, SUMMARY_CSV = "z_strategies.csv", "z_strategies_summary.csv"
 
@@ -69,7 +68,7 @@ def compare_z_strategies(model: VideoCVAE, frames: torch.Tensor, labels: torch.T
                         "psnr_frames_1_600": psnr[:, scored].mean().item(),
                         "baseline_mean_psnr": baseline.mean().item(),
                         "baseline_psnr_frames_1_600": baseline[:, scored].mean().item(),
-                        "is_oracle": is_oracle, "samples": samples if strategy in MULTI_SAMPLE else 1})
+                        "is_oracle": is_oracle, "samples": samples if strategy in MULTI_SAMPLE_Z_MODES else 1})
     return pd.concat(per_frame, ignore_index=True), pd.DataFrame(summary)
 
 
