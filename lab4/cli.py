@@ -81,6 +81,12 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_table(args: argparse.Namespace) -> int:
+    from lab4.report import cmd_table as table  # matplotlib loads only for this command
+
+    return table(args)
+
+
 def parser() -> argparse.ArgumentParser:
     from lab4.config import PROFILES
 
@@ -124,6 +130,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--truth", required=True, help="folder of sequence folders 0..4 of frames, or a dataset root "
                                                   "with test/test_gt (the synthetic data has one)")
     p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("table", help="a sweep's results as a markdown table (mean ± sd over seeds, baseline beside)")
+    p.add_argument("sweep", nargs="?", help="a sweep folder (default: the latest under runs/)")
+    p.set_defaults(func=cmd_table)
 
     # --- more commands: each module registers its own subcommands here ---
     from lab4.sweep import add_commands as add_sweep_commands  # sweep, report

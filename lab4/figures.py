@@ -19,6 +19,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator, NullFormatter
 
 from lab4.scrubber import difference_image
+from lab4.stats import summarise
 
 BASELINE_STYLE = {"color": "0.25", "linestyle": "--", "linewidth": 1.2}
 BASELINE_LABEL = "repeat-first-frame baseline"
@@ -180,38 +181,47 @@ def fig_kl_annealing(epochs: pd.DataFrame, iters: pd.DataFrame, runs: Sequence[s
 # ---------------------------------------------------------------------------------------
 
 
+def _mean_band(ax, x: pd.Index, stats: pd.DataFrame, color, label: str) -> None:
+    """A mean line, and its 95 % t-interval over seeds as a band where there are several."""
+    ax.plot(x, stats["mean"], color=color, lw=1.2, label=label)
+    if stats["n"].max() > 1:
+        ax.fill_between(x, stats["low"], stats["high"], color=color, alpha=0.2, lw=0)
+
+
+def _seed_label(name: str, labels: Mapping[str, str] | None, seeds: int) -> str:
+    return _label(name, labels) + (f" (mean of {seeds} seeds, 95% CI)" if seeds > 1 else " (1 seed)")
+
+
 def fig_psnr_per_frame(frames: pd.DataFrame, labels: Mapping[str, str] | None = None,
                        title: str | None = None, group: str = "base") -> Figure:
-    """PSNR of every frame of the validation rollout, one line per run (mean across seeds,
-    with a band of +/- one standard deviation where a run has several seeds), and the
-    repeat-first-frame baseline on the same frames."""
+    """PSNR (and, when logged, SSIM beneath) of every frame of the validation rollout, one
+    line per run (the mean across seeds, with its 95 % t-interval as a band where a run has
+    several), and the repeat-first-frame baseline on the same frames."""
     title = title or "PSNR per frame of the validation rollout"
     if frames.empty:
         return _empty(title, "no validation rollout to show")
     key = group if group in frames else "run"
     names = list(dict.fromkeys(frames[key]))
     colors = _colors(names)
-    fig = Figure(figsize=(11, 4.6), layout="constrained")
-    ax = fig.add_subplot()
-    for name in names:
-        df = frames[frames[key] == name]
-        stats = df.groupby("frame")["psnr"].agg(["mean", "std", "count"])
-        seeds = int(stats["count"].max())
-        label = _label(name, labels) + (f" (mean of {seeds} seeds, ±1 sd)" if seeds > 1 else "")
-        ax.plot(stats.index, stats["mean"], color=colors[name], lw=1.2, label=label)
-        if seeds > 1:
-            ax.fill_between(stats.index, stats["mean"] - stats["std"].fillna(0), stats["mean"] + stats["std"].fillna(0),
-                            color=colors[name], alpha=0.2, lw=0)
-    baseline = frames.groupby("frame")["baseline_psnr"].mean()
-    ax.plot(baseline.index, baseline.values, label=BASELINE_LABEL, **BASELINE_STYLE)
-    if baseline.index.max() > 600:
-        ax.axvline(600.5, color="0.6", lw=0.8, ls=":")
-        ax.text(600.5, ax.get_ylim()[1], " last scored frame (600)", fontsize=8, va="top", color="0.4")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("frame of the rollout (frame 0 is given)")
-    ax.set_ylabel("PSNR (dB)")
-    ax.set_xlim(1, int(frames["frame"].max()))
-    ax.legend(fontsize=8, ncol=2, loc="best")
+    metrics = [("psnr", "baseline_psnr", "PSNR (dB)")]
+    if "ssim" in frames and frames["ssim"].notna().any():
+        metrics.append(("ssim", "baseline_ssim", "SSIM"))
+    fig = Figure(figsize=(11, 4.6 if len(metrics) == 1 else 7.4), layout="constrained")
+    axes = fig.subplots(len(metrics), 1, sharex=True, squeeze=False)[:, 0]
+    for ax, (column, baseline_column, ylabel) in zip(axes, metrics):
+        for name in names:
+            stats = summarise(frames[frames[key] == name], "frame", column)
+            _mean_band(ax, stats.index, stats, colors[name], _seed_label(name, labels, int(stats["n"].max())))
+        baseline = frames.groupby("frame")[baseline_column].mean()
+        ax.plot(baseline.index, baseline.values, label=BASELINE_LABEL, **BASELINE_STYLE)
+        if baseline.index.max() > 600:
+            ax.axvline(600.5, color="0.6", lw=0.8, ls=":")
+            ax.text(600.5, ax.get_ylim()[1], " last scored frame (600)", fontsize=8, va="top", color="0.4")
+        ax.set_ylabel(ylabel)
+    axes[0].legend(fontsize=8, ncol=2, loc="best")
+    axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[-1].set_xlabel("frame of the rollout (frame 0 is given)")
+    axes[-1].set_xlim(1, int(frames["frame"].max()))
     fig.suptitle(title)
     return fig
 
@@ -222,23 +232,33 @@ def fig_psnr_per_frame(frames: pd.DataFrame, labels: Mapping[str, str] | None = 
 
 
 def fig_val_psnr_epochs(epochs: pd.DataFrame, labels: Mapping[str, str] | None = None,
-                        title: str | None = None) -> Figure:
-    """Mean val PSNR at every validation, one line per run, with the baseline."""
+                        title: str | None = None, group: str = "base") -> Figure:
+    """Mean val PSNR (and SSIM beneath, when logged) at every validation, one line per run:
+    the mean across seeds with its 95 % t-interval as a band where a run has several
+    (rows carry a `base` column then); the repeat-first-frame baseline beside it."""
     title = title or "Validation PSNR per epoch"
     val = epochs.dropna(subset=["val_psnr"]) if "val_psnr" in epochs else epochs.iloc[:0]
     if val.empty:
         return _empty(title, "no validation has run")
-    names = list(dict.fromkeys(val["run"]))
+    key = group if group in val else "run"
+    names = list(dict.fromkeys(val[key]))
     colors = _colors(names)
-    fig = Figure(figsize=(9, 4.4), layout="constrained")
-    ax = fig.add_subplot()
-    for name in names:
-        df = val[val["run"] == name].sort_values("epoch")
-        ax.plot(df["epoch"], df["val_psnr"], "-o", ms=4, color=colors[name], label=_label(name, labels))
-    ax.axhline(float(val["baseline_psnr"].mean()), label=BASELINE_LABEL, **BASELINE_STYLE)
-    _epoch_axis(ax)
-    ax.set_ylabel("mean PSNR over the rollout (dB)")
-    ax.legend(fontsize=8, loc="best")
+    metrics = [("val_psnr", "baseline_psnr", "mean PSNR over the rollout (dB)")]
+    if "val_ssim" in val and val["val_ssim"].notna().any():
+        metrics.append(("val_ssim", "baseline_ssim", "mean SSIM over the rollout"))
+    fig = Figure(figsize=(9, 4.4 if len(metrics) == 1 else 7.0), layout="constrained")
+    axes = fig.subplots(len(metrics), 1, sharex=True, squeeze=False)[:, 0]
+    for ax, (column, baseline_column, ylabel) in zip(axes, metrics):
+        for name in names:
+            stats = summarise(val[val[key] == name].sort_values("epoch"), "epoch", column)
+            label = _seed_label(name, labels, int(stats["n"].max()))
+            _mean_band(ax, stats.index, stats, colors[name], label)
+            ax.plot(stats.index, stats["mean"], "o", ms=4, color=colors[name])
+        if baseline_column in val:
+            ax.axhline(float(val[baseline_column].mean()), label=BASELINE_LABEL, **BASELINE_STYLE)
+        ax.set_ylabel(ylabel)
+    _epoch_axis(axes[-1])
+    axes[0].legend(fontsize=8, loc="best")
     fig.suptitle(title)
     return fig
 
@@ -317,6 +337,7 @@ TABLE_COLUMNS = {
     "run": "run",
     "settings": "settings",
     "seeds": "seeds",
+    "n": "n",
     "val_psnr_mean": "val PSNR\nall frames",
     "val_psnr_1_600": "val PSNR\nframes 1-600",
     "val_psnr_last": "val PSNR\nlast frame",
@@ -332,16 +353,19 @@ TABLE_COLUMNS = {
 
 
 def results_table(summary: pd.DataFrame, frames: pd.DataFrame) -> pd.DataFrame:
-    """One row per plan run (seeds averaged): its settings and PSNR over all predicted
-    frames, frames 1-600 and the last frame of the final validation rollout, the
-    repeat-first-frame baseline on the same frames, the best epoch's mean, the test score.
+    """One row per plan run: its settings, seeds and n (how many), then, as the mean over
+    seeds with the sample standard deviation beside it in `<column>_std` (NaN for one seed):
+    PSNR over all predicted frames, frames 1-600 and the last frame of the final validation
+    rollout, the repeat-first-frame baseline on the same frames, SSIM and its baseline, the
+    best epoch's mean, the test score.
 
-    summary: the sweep's summary.csv rows (run, base, settings, best_val_psnr, test_*).
+    summary: the sweep's summary.csv rows (run, base, seed, settings, best_val_psnr, test_*).
     frames: per-frame PSNR of each run's last validation (run, base, seed, frame, psnr, baseline_psnr).
     """
+    metrics = [c for c in TABLE_COLUMNS if c not in ("run", "settings", "seeds", "n")]
+    columns = ["run", "settings", "seeds", "n"] + [x for c in metrics for x in (c, f"{c}_std")]
     if summary.empty:
-        return pd.DataFrame(columns=list(TABLE_COLUMNS))
-    rows = []
+        return pd.DataFrame(columns=columns)
     per_run = []
     for name, df in frames.groupby("run", sort=False) if not frames.empty else []:
         scored = df[df["frame"] <= 600]
@@ -359,36 +383,42 @@ def results_table(summary: pd.DataFrame, frames: pd.DataFrame) -> pd.DataFrame:
         keep = [c for c in summary.columns if c == "run" or c not in measured.columns]
         merged = summary[keep].merge(measured, on="run", how="left")
     base_col = "base" if "base" in merged else "run"
+    rows = []
     for base, df in merged.groupby(base_col, sort=False):
         row: dict = {"run": base, "settings": df["settings"].iloc[0] if "settings" in df else "",
-                     "seeds": ", ".join(str(int(s)) for s in df["seed"]) if "seed" in df else ""}
-        for col in TABLE_COLUMNS:
-            if col in ("run", "settings", "seeds"):
-                continue
-            row[col] = pd.to_numeric(df[col], errors="coerce").mean() if col in df else np.nan
+                     "seeds": ", ".join(str(int(s)) for s in df["seed"]) if "seed" in df else "", "n": len(df)}
+        for col in metrics:
+            values = pd.to_numeric(df[col], errors="coerce") if col in df else pd.Series([np.nan])
+            row[col] = values.mean()
+            row[f"{col}_std"] = values.std() if values.count() > 1 else np.nan
         rows.append(row)
-    return pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _cell_text(row: pd.Series, col: str, wrap: int) -> str:
+    import textwrap
+
+    value = row[col]
+    if isinstance(value, (float, np.floating)):
+        if np.isnan(value):
+            return "n/a"
+        std = row.get(f"{col}_std", np.nan)
+        return f"{value:.2f}" if pd.isna(std) else f"{value:.2f}\n± {std:.2f}"
+    return textwrap.fill(str(value), wrap) if col == "settings" else str(value)
 
 
 def fig_table(table: pd.DataFrame, title: str | None = None, note: str | None = None,
               wrap: int = 46) -> Figure:
-    """A DataFrame drawn as a table (numbers to 2 decimals), for the report PDF."""
+    """A DataFrame drawn as a table (numbers to 2 decimals; a column with a `<column>_std`
+    companion reads "mean ± std"), for the report PDF."""
     import textwrap
 
     title = title or "Results"
     if table.empty:
         return _empty(title, "no results")
-    headers = [TABLE_COLUMNS.get(c, c) for c in table.columns]
-    cells = []
-    for _, row in table.iterrows():
-        line = []
-        for col in table.columns:
-            value = row[col]
-            if isinstance(value, (float, np.floating)):
-                line.append("n/a" if np.isnan(value) else f"{value:.2f}")
-            else:
-                line.append(textwrap.fill(str(value), wrap) if col == "settings" else str(value))
-        cells.append(line)
+    shown = [c for c in table.columns if not (c.endswith("_std") and c[:-4] in table.columns)]
+    headers = [TABLE_COLUMNS.get(c, c) for c in shown]
+    cells = [[_cell_text(row, col, wrap) for col in shown] for _, row in table.iterrows()]
     line_in = 0.17                                   # inches per line of text in a cell
     row_lines = [max(h.count("\n") + 1 for h in headers)] + [max(c.count("\n") + 1 for c in line) for line in cells]
     row_in = [line_in * n + 0.12 for n in row_lines]
@@ -399,8 +429,8 @@ def fig_table(table: pd.DataFrame, title: str | None = None, note: str | None = 
     table_h = sum(row_in) / height_in
     ax = fig.add_axes((0.01, 1 - (title_in + sum(row_in)) / height_in, 0.98, table_h))
     ax.axis("off")
-    widths = [0.10 if c == "run" else 0.25 if c == "settings" else 0.05 if c == "seeds" else 0.0666
-              for c in table.columns]
+    widths = [0.10 if c == "run" else 0.25 if c == "settings" else 0.05 if c == "seeds" else 0.03 if c == "n"
+              else 0.0666 for c in shown]
     widths = [w / sum(widths) for w in widths]
     tab = ax.table(cellText=cells, colLabels=headers, loc="upper center", cellLoc="center", colWidths=widths,
                    bbox=(0, 0, 1, 1))
@@ -411,7 +441,7 @@ def fig_table(table: pd.DataFrame, title: str | None = None, note: str | None = 
         if r == 0:
             cell.set_text_props(weight="bold")
             cell.set_facecolor("#e8e8f0")
-        elif table.columns[c] == "settings":
+        elif shown[c] == "settings":
             cell.set_text_props(ha="left", multialignment="left")
             cell.PAD = 0.02
     if note_lines:
@@ -460,5 +490,94 @@ def fig_run_curves(epochs: pd.DataFrame, iters: pd.DataFrame, title: str | None 
     psnr.set_ylabel("dB")
     psnr.set_title("mean PSNR of the val rollout", fontsize=10)
     psnr.legend(fontsize=8)
+    fig.suptitle(title)
+    return fig
+
+
+# ---------------------------------------------------------------------------------------
+# 7. Other training strategies (seeds and intervals), and 8. z strategies at generation
+# ---------------------------------------------------------------------------------------
+
+
+def fig_training_strategies(per_seed: pd.DataFrame, reference: str, labels: Mapping[str, str] | None = None,
+                            title: str | None = None) -> Figure:
+    """Each training strategy's final val PSNR (and SSIM): every seed as a dot, the mean with
+    its 95 % t-interval as a bar, the reference setting's interval as a shaded band, and the
+    repeat-first-frame baseline. per_seed: one row per run (base, seed, final_val_psnr,
+    baseline_psnr, and val_ssim_mean / baseline_ssim_mean when logged)."""
+    title = title or "Training strategies: final validation PSNR over seeds"
+    if per_seed.empty or "final_val_psnr" not in per_seed or per_seed["final_val_psnr"].isna().all():
+        return _empty(title, "no finished strategy run with a validation")
+    metrics = [("final_val_psnr", "baseline_psnr", "final val PSNR (dB)")]
+    if "val_ssim_mean" in per_seed and per_seed["val_ssim_mean"].notna().any():
+        metrics.append(("val_ssim_mean", "baseline_ssim_mean", "final val SSIM"))
+    order = list(summarise(per_seed, "base", "final_val_psnr").sort_values("mean").index)
+    fig = Figure(figsize=(6.5 * len(metrics), 0.45 * len(order) + 1.8), layout="constrained")
+    axes = fig.subplots(1, len(metrics), sharey=True, squeeze=False)[0]
+    for ax, (column, baseline_column, xlabel) in zip(axes, metrics):
+        stats = summarise(per_seed, "base", column)
+        ypos = {name: i for i, name in enumerate(order)}
+        if reference in stats.index and stats.loc[reference, "n"] > 1:
+            ref = stats.loc[reference]
+            ax.axvspan(ref["low"], ref["high"], color="0.85", zorder=0, label=f"{_label(reference, labels)}: 95% CI")
+        for name in order:
+            row, y = stats.loc[name], ypos[name]
+            seeds = per_seed[per_seed["base"] == name][column]
+            ax.plot(seeds, np.full(len(seeds), y), "o", ms=4, color="0.55", alpha=0.8)
+            err = None if row["n"] < 2 else [[row["half_width"]], [row["half_width"]]]
+            ax.errorbar(row["mean"], y, xerr=err, fmt="D", ms=6, capsize=4,
+                        color="C3" if name == reference else "C0")
+        if baseline_column in per_seed and per_seed[baseline_column].notna().any():
+            ax.axvline(float(per_seed[baseline_column].mean()), label=BASELINE_LABEL, **BASELINE_STYLE)
+        ax.set_xlabel(xlabel)
+    n_text = {name: int((per_seed["base"] == name).sum()) for name in order}
+    axes[0].set_yticks(range(len(order)), [f"{_label(n, labels)} (n={n_text[n]})" for n in order])
+    axes[0].legend(fontsize=8, loc="lower right")
+    fig.suptitle(title)
+    return fig
+
+
+def fig_z_strategies(per_frame: pd.DataFrame, title: str | None = None) -> Figure:
+    """z strategies of one model: mean PSNR (and SSIM) per strategy beside the baseline's,
+    the ORACLE hatched and labelled, and PSNR per frame of each. per_frame: the rows of
+    `lab4.strategies.compare_z_strategies` (strategy, sequence, frame, psnr, baseline_psnr,
+    ssim, baseline_ssim)."""
+    title = title or "z at generation: strategies compared on one model"
+    if per_frame.empty:
+        return _empty(title, "no z-strategy rollout to show")
+    from lab4.rollout import ORACLE_Z_MODES
+
+    names = list(dict.fromkeys(per_frame["strategy"]))
+    colors = _colors(names)
+    metrics = [("psnr", "baseline_psnr", "mean PSNR (dB)")]
+    if "ssim" in per_frame:
+        metrics.append(("ssim", "baseline_ssim", "mean SSIM"))
+    fig = Figure(figsize=(12, 4.4), layout="constrained")
+    grid = fig.add_gridspec(1, len(metrics) + 2)
+    for i, (column, baseline_column, xlabel) in enumerate(metrics):
+        ax = fig.add_subplot(grid[0, i])
+        means = per_frame.groupby("strategy", sort=False)[column].mean()
+        for y, name in enumerate(names):
+            oracle = name in ORACLE_Z_MODES
+            ax.barh(y, means[name], color=colors[name], hatch="//" if oracle else None,
+                    edgecolor="0.2" if oracle else None, alpha=0.55 if oracle else 0.9)
+        ax.axvline(float(per_frame[baseline_column].mean()), label=BASELINE_LABEL, **BASELINE_STYLE)
+        low = min(means.min(), per_frame[baseline_column].mean())
+        ax.set_xlim(low - 0.1 * abs(low) if column == "psnr" else max(0.0, low - 0.1), None)
+        ax.set_yticks(range(len(names)), [f"{n} (ORACLE)" if n in ORACLE_Z_MODES else n for n in names]
+                      if i == 0 else [""] * len(names))
+        ax.set_xlabel(xlabel)
+        if i == 0:
+            ax.legend(fontsize=8, loc="lower right")
+    ax = fig.add_subplot(grid[0, len(metrics):])
+    for name in names:
+        curve = per_frame[per_frame["strategy"] == name].groupby("frame")["psnr"].mean()
+        ax.plot(curve.index, curve.values, lw=1.0, color=colors[name],
+                ls=":" if name in ORACLE_Z_MODES else "-", label=name + (" (ORACLE)" if name in ORACLE_Z_MODES else ""))
+    baseline = per_frame.groupby("frame")["baseline_psnr"].mean()
+    ax.plot(baseline.index, baseline.values, label=BASELINE_LABEL, **BASELINE_STYLE)
+    ax.set_xlabel("frame of the rollout (frame 0 is given)")
+    ax.set_ylabel("PSNR (dB)")
+    ax.legend(fontsize=7, loc="best")
     fig.suptitle(title)
     return fig

@@ -22,7 +22,7 @@ import pandas as pd
 from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
 
-from lab4 import figures
+from lab4 import figures, stats
 from lab4.experiment import display_path, resolve
 from lab4.results import SweepData, latest_sweep, load_sweep
 
@@ -35,6 +35,8 @@ FIGURE_NAMES = (
     "fig4b_psnr_heatmap",
     "fig5_frame_strip",
     "fig6_results_table",
+    "fig7_training_strategies",
+    "fig8_z_strategies",
 )
 REPORT_FILE = "report.pdf"
 TABLE_FILE = "results_table.csv"
@@ -85,17 +87,35 @@ class ReportBook:
             parts.append(f"run {started[:10]}")
         return "What ran: " + ", ".join(parts) + "."
 
-    def val_measure(self) -> str:
-        """What every validation PSNR of the sweep was measured on."""
+    def seeds_text(self) -> str:
+        """How many seeds stand behind each line, and what the band is."""
+        if self.meta.empty or "base" not in self.meta:
+            return "One seed per run."
+        counts = self.meta.groupby("base").size()
+        if counts.max() < 2:
+            return "One seed per run (no interval: the spread over seeds was not measured)."
+        per = ", ".join(f"{self.base_labels.get(b, b)}: {n}" for b, n in counts.items())
+        return ("Lines are means over seeds; the bands are 95 % Student-t intervals of that mean "
+                f"(mean ± t(0.975, n-1) sd/sqrt(n)); seeds per run: {per}.")
+
+    def with_base(self, df: pd.DataFrame) -> pd.DataFrame:
+        """Rows of runs, with the plan run (`base`) and `seed` each belongs to."""
+        if df.empty or self.meta.empty or "base" not in self.meta:
+            return df
+        return df.assign(base=df["run"].map(self.meta["base"]).fillna(df["run"]),
+                         seed=df["run"].map(self.meta["seed"]) if "seed" in self.meta else 0)
+
+    def val_measure(self, z: str | None = None) -> str:
+        """What every validation PSNR of the sweep was measured on (z: how z was chosen, default the runs' val_z)."""
         frames = self.sweep.last_validation(self.runs[:1])
         data = self.meta["data_root"].iloc[0] if "data_root" in self.meta else "the data"
-        z = self.sweep.run(self.runs[0]).config.get("val_z", "prior")
+        z = z or "z=" + str(self.sweep.run(self.runs[0]).config.get("val_z", "prior"))
         if frames.empty:
             video = f"the validation video of {data}"
         else:
             last = int(frames["frame"].max())
             video = f"the validation video of {data} ({last + 1} frames: frame 0 given, frames 1-{last} predicted)"
-        return (f"Measured on {video}, autoregressively from the pose labels with z={z}; PSNR per frame "
+        return (f"Measured on {video}, autoregressively from the pose labels with {z}; PSNR per frame "
                 "(frames in [0, 1], data range 1), after the run's last epoch.")
 
     def summary_note(self) -> str:
@@ -158,16 +178,16 @@ class ReportBook:
         frames = self.sweep.last_validation()
         fig = figures.fig_psnr_per_frame(frames, self.base_labels,
                                          title="3. PSNR per frame of the validation rollout")
-        caption = ("PSNR of every predicted frame for every run (mean and ±1 standard deviation over seeds where a "
-                   "run has several), with the repeat-first-frame baseline (the given first frame copied to every "
-                   "step) on the same frames. " + self.val_measure() + " " + self.what_ran())
+        caption = ("PSNR (top) and SSIM (beneath, 11x11 Gaussian window, sigma 1.5, data range 1) of every predicted "
+                   "frame for every run, with the repeat-first-frame baseline (the given first frame copied to every "
+                   "step) on the same frames. " + self.seeds_text() + " " + self.val_measure() + " " + self.what_ran())
         return self.add("fig3_psnr_per_frame", fig, caption)
 
     def val_psnr_epochs(self) -> Figure:
-        fig = figures.fig_val_psnr_epochs(self.sweep.epochs(), self.labels,
+        fig = figures.fig_val_psnr_epochs(self.with_base(self.sweep.epochs()), self.base_labels,
                                           title="4a. Validation PSNR per epoch")
-        caption = ("Mean PSNR over the predicted frames of the validation rollout at each validation, per run, with "
-                   "the repeat-first-frame baseline. " + self.val_measure().replace(", after the run's last epoch", "")
+        caption = ("Mean PSNR (and SSIM) over the predicted frames of the validation rollout at each validation, per "
+                   "run, with the repeat-first-frame baseline. " + self.seeds_text() + " " + self.val_measure().replace(", after the run's last epoch", "")
                    + " " + self.what_ran())
         return self.add("fig4a_val_psnr_per_epoch", fig, caption)
 
@@ -210,12 +230,64 @@ class ReportBook:
                 "(Kaggle's window; all frames when the video is shorter) and the last frame; baseline: the "
                 "repeat-first-frame baseline on the same frames; best epoch: the best mean over the validations; "
                 f"test: mean per-frame PSNR (data range 255) over frames {test_frames or '1-600'} of every test "
-                "sequence, as Kaggle scores (n/a when the data has no test ground truth). Seeds averaged. "
+                "sequence, as Kaggle scores (n/a when the data has no test ground truth). Each cell is the mean over "
+                "the run's seeds ± their sample standard deviation (n: how many seeds; no ± for one seed). "
                 + self.val_measure() + " " + self.what_ran())
         fig = figures.fig_table(table, title="6. Results", note=None)
         self.add("fig6_results_table", fig, note)
         self.table = table
         return table
+
+    def training_strategies(self, reference: str | None = None) -> Figure | None:
+        """The plan's "strategies" group: each candidate's final val PSNR/SSIM over its seeds
+        against the reference setting (the plan's first candidate unless named)."""
+        runs = self.sweep.runs_in_group("strategies")
+        if not runs:
+            return None
+        per_seed = self.sweep.finished[self.sweep.finished["run"].isin(runs)]
+        reference = reference or str(per_seed["base"].iloc[0])
+        fig = figures.fig_training_strategies(per_seed, reference, self.base_labels,
+                                              title="7. Other training strategies: final validation PSNR over seeds")
+        self.strategy_table = stats.compare_to_reference(per_seed, reference)
+        caption = ("Each training strategy, changed alone from the reference setting "
+                   f"({self.base_labels.get(reference, reference)}, red), at the same budget: every seed's final "
+                   "validation PSNR (grey dots), their mean with its 95 % Student-t interval (bar), the reference's "
+                   "interval (grey band), the repeat-first-frame baseline (dashed). " + self.strategy_verdict() + " "
+                   + self.seeds_text() + " " + self.val_measure() + " " + self.what_ran(runs))
+        return self.add("fig7_training_strategies", fig, caption)
+
+    def strategy_verdict(self) -> str:
+        """Which candidates beat the reference by more than the seed spread, in words."""
+        table = self.strategy_table
+        reference = table.index[table["margin"] == 0][0] if (table["margin"] == 0).any() else None
+        winners = table[table["beats_reference"]]
+        if winners.empty:
+            return ("No candidate beats the reference by more than the seed spread (margin over the reference's "
+                    "mean larger than the larger of the two standard deviations).")
+        parts = [f"{self.base_labels.get(b, b)} {r['mean']:.2f} ± {r['std']:.2f} dB (+{r['margin']:.2f})"
+                 for b, r in winners.iterrows()]
+        ref = table.loc[reference] if reference is not None else None
+        ref_text = f" against {ref['mean']:.2f} ± {ref['std']:.2f} dB" if ref is not None else ""
+        return ("Beating the reference by more than the seed spread (margin larger than the larger standard "
+                f"deviation): {'; '.join(parts)}{ref_text}.")
+
+    def z_strategies(self, run: str | None = None, samples: int = 8) -> Figure:
+        """The z strategies of one run (the best unless named) on the val video: read from
+        RUN/strategies/z_strategies.csv (`lab4 strategies RUN`), computed and written there when missing."""
+        from lab4 import strategies
+
+        run = run or self.best_run()
+        per_frame = strategies.val_strategies(self.sweep.root / run, samples=samples)
+        fig = figures.fig_z_strategies(per_frame, title=f"8. z at generation: {self.labels.get(run, run)}")
+        used = int(per_frame["samples"].max()) if "samples" in per_frame else samples
+        caption = (f"Run {run}'s last validation checkpoint rolled out with each way of choosing z: one prior sample "
+                   "per step (prior), the prior mean (zero), the average of "
+                   f"{used} decoded samples (mean), and best-of-{used} against the ground truth (ORACLE: it picks each "
+                   "frame with the true frame, an upper bound on what the samples contain, as SVG and SAVP report it; "
+                   "not a prediction score). Left: mean PSNR and SSIM over the predicted frames; right: PSNR per "
+                   "frame; dashed: the repeat-first-frame baseline. " + self.val_measure(z="each strategy") + " "
+                   + self.what_ran([run]))
+        return self.add("fig8_z_strategies", fig, caption)
 
     def _clip_text(self) -> str:
         run = self.sweep.run(self.runs[0]) if self.runs else None
@@ -223,7 +295,7 @@ class ReportBook:
         return f"{cfg.get('batch_size', '?')} clips x {cfg.get('train_vi_len', '?')} frames"
 
     def make_all(self, heatmap_run: str | None = None, strip_run: str | None = None,
-                 strip_steps: Sequence[int] | None = None) -> dict[str, tuple[Figure, str]]:
+                 strip_steps: Sequence[int] | None = None, z_run: str | None = None) -> dict[str, tuple[Figure, str]]:
         self.teacher_forcing()
         self.kl_annealing()
         self.psnr_per_frame()
@@ -231,6 +303,8 @@ class ReportBook:
         self.psnr_heatmap(heatmap_run)
         self.frame_strip(strip_run, strip_steps)
         self.results()
+        self.training_strategies()
+        self.z_strategies(z_run)
         return self.items
 
     # --- writing -----------------------------------------------------------------------
@@ -381,4 +455,52 @@ def cmd_report(args: argparse.Namespace) -> int:
     names = [n for n in FIGURE_NAMES if (figures_dir / f"{n}.pdf").is_file()]
     print(f"wrote {display_path(report)} and {len(names)} figures as PDF + PNG in {display_path(figures_dir)}/ "
           f"({', '.join(names)}); executed notebook: {display_path(executed)}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------
+# `python -m lab4 table`: the results as markdown, for the README
+# ---------------------------------------------------------------------------------------
+
+MARKDOWN_COLUMNS = ("val_psnr_mean", "baseline_psnr_mean", "val_ssim_mean", "baseline_ssim_mean", "best_val_psnr",
+                    "test_psnr", "test_baseline_psnr")
+
+
+def results_markdown(sweep: SweepData) -> str:
+    """The results table of a sweep as markdown: every model number as mean ± sd over seeds with
+    n, the baseline's beside it, and a line saying what it was measured on and by which command."""
+    table = figures.results_table(sweep.finished, sweep.last_validation())
+    if table.empty:
+        return f"{sweep.root}: no finished run"
+    book = ReportBook(sweep)
+    headers = ["run", "n"] + [figures.TABLE_COLUMNS[c].replace("\n", " ") for c in MARKDOWN_COLUMNS]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    for _, row in table.iterrows():
+        cells = [book.base_labels.get(row["run"], row["run"]), str(int(row["n"]))]
+        for col in MARKDOWN_COLUMNS:
+            value, std = row[col], row[f"{col}_std"]
+            digits = 3 if "ssim" in col else 2
+            cells.append("n/a" if pd.isna(value) else f"{value:.{digits}f}" + ("" if pd.isna(std) else f" ± {std:.{digits}f}"))
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Mean ± sample standard deviation over the n seeds of each run (dB for PSNR). "
+              + book.val_measure() + " Test: Kaggle's score (data range 255) over the scored frames of the test "
+              "sequences. " + book.what_ran()]
+    if sweep.runs_in_group("strategies"):
+        book.training_strategies()
+        comparison = book.strategy_table
+        lines += ["", "| setting | final val PSNR, mean ± sd (n) | 95 % interval | margin over the reference | "
+                      "beats it by more than the seed spread |", "|---|---|---|---|---|"]
+        for base, row in comparison.iterrows():
+            interval = "n/a" if pd.isna(row["half_width"]) else f"{row['low']:.2f} to {row['high']:.2f}"
+            lines.append(f"| {book.base_labels.get(base, base)} | "
+                         f"{stats.format_mean_std(row['mean'], row['std'], int(row['n']))} | {interval} | "
+                         f"{row['margin']:+.2f} | {'yes' if row['beats_reference'] else 'no'} |")
+        lines += ["", book.strategy_verdict()]
+    return "\n".join(lines)
+
+
+def cmd_table(args: argparse.Namespace) -> int:
+    sweep_dir = resolve(args.sweep) if args.sweep else latest_sweep(resolve("runs"))
+    print(f"<!-- python -m lab4 table {display_path(sweep_dir)} -->")
+    print(results_markdown(load_sweep(sweep_dir)))
     return 0

@@ -6,7 +6,7 @@ on the [0, 1] frames, as the validation does) beside the repeat-first-frame base
 `python -m lab4 strategies RUN_DIR` runs it on a trained run's val video, or with --split
 test on the test sequences when the data has their ground truth (test/test_gt; the
 synthetic data does, the real data does not), and writes RUN_DIR/strategies/z_strategies.csv (per frame) and
-z_strategies_summary.csv.
+z_strategies_summary.csv (z_strategies_test.csv and z_strategies_summary_test.csv for the test split).
 
 best_of picks each frame with the ground truth, so its numbers are an upper bound on
 what the samples contain (as SVG and SAVP report best-of-N), never a prediction score.
@@ -109,6 +109,20 @@ def write_csv(frame: pd.DataFrame, path: Path) -> None:
         frame.to_csv(tmp, index=False)
 
 
+def table_paths(run_dir: Path, split: str) -> tuple[Path, Path]:
+    """Where the per-frame and summary tables of a split go: the val tables keep the plain names."""
+    suffix = "" if split == "val" else f"_{split}"
+    out = Path(run_dir) / OUT_DIR
+    return (out / PER_FRAME_CSV.replace(".csv", f"{suffix}.csv"), out / SUMMARY_CSV.replace(".csv", f"{suffix}.csv"))
+
+
+def write_tables(run_dir: Path, split: str, per_frame: pd.DataFrame, summary: pd.DataFrame) -> tuple[Path, Path]:
+    paths = table_paths(run_dir, split)
+    write_csv(per_frame.assign(split=split), paths[0])
+    write_csv(summary.assign(split=split), paths[1])
+    return paths
+
+
 def cmd_strategies(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
     if args.samples < 1:
@@ -119,17 +133,13 @@ def cmd_strategies(args: argparse.Namespace) -> int:
     per_frame, summary = compare_z_strategies(model, frames, labels, samples=args.samples,
                                               seed=cfg.seed if args.seed is None else args.seed,
                                               dtype=autocast_dtype(cfg, device))
-    per_frame.insert(0, "split", args.split)
-    summary.insert(0, "split", args.split)
-    out = run_dir / OUT_DIR
-    write_csv(per_frame, out / PER_FRAME_CSV)
-    write_csv(summary, out / SUMMARY_CSV)
+    out = write_tables(run_dir, args.split, per_frame, summary)
     videos = 1 if frames.dim() == 4 else frames.shape[0]
     print(f"z strategies of {run_dir} (checkpoint {args.checkpoint}, epoch {epoch}, prior {cfg.prior}) on "
           f"{args.split}: {videos} video(s) of {frames.shape[-4]} frames, mean over the predicted frames; "
           f"baseline: repeat the first frame")
     print(format_summary(summary))
-    print(f"wrote {out / PER_FRAME_CSV} and {out / SUMMARY_CSV}")
+    print(f"wrote {out[0]} and {out[1]}")
     return 0
 
 
@@ -144,3 +154,20 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, help="noise seed (default: the run's seed)")
     p.add_argument("--data", help="dataset root (default: the run's data_root)")
     p.set_defaults(func=cmd_strategies)
+
+
+def val_strategies(run_dir: Path, samples: int = 8, checkpoint: str = "best") -> pd.DataFrame:
+    """The per-frame z-strategy table of a run on its val video: read from RUN/strategies/ when
+    `lab4 strategies RUN` (or an earlier call) wrote it with as many samples, else computed
+    and written there (a few rollouts of the val video)."""
+    per_frame_path, summary_path = table_paths(Path(run_dir), "val")
+    if per_frame_path.is_file() and summary_path.is_file():
+        if pd.read_csv(summary_path)["samples"].max() == samples:
+            return pd.read_csv(per_frame_path)
+    model, cfg, _ = load_trained(Path(run_dir), checkpoint)
+    device = next(model.parameters()).device
+    frames, labels = load_videos(cfg, "val", device)
+    per_frame, summary = compare_z_strategies(model, frames, labels, samples=samples, seed=cfg.seed,
+                                              dtype=autocast_dtype(cfg, device))
+    write_tables(Path(run_dir), "val", per_frame, summary)
+    return per_frame.assign(split="val")

@@ -50,7 +50,8 @@ def frames_table(runs=RUNS, seeds=(0, 1), frames=T - 1, epochs=(2, 4)) -> pd.Dat
             for epoch in epochs:
                 for f in range(1, frames + 1):
                     rows.append({"run": f"{run}-s{seed}", "base": run, "seed": seed, "epoch": epoch, "frame": f,
-                                 "psnr": 30 - f + rng.normal(), "baseline_psnr": 35 - 2 * f})
+                                 "psnr": 30 - f + rng.normal(), "baseline_psnr": 35 - 2 * f,
+                                 "ssim": 0.9 - 0.01 * f + 0.01 * rng.normal(), "baseline_ssim": 0.95 - 0.03 * f})
     return pd.DataFrame(rows)
 
 
@@ -77,6 +78,8 @@ def test_every_figure_function_draws():
         "strip": figures.fig_frame_strip(labels, truth, pred, np.linspace(30, 20, T - 1), steps=[1, 4, 8]),
         "table": figures.fig_table(figures.results_table(summary_table(), frames)),
         "run": figures.fig_run_curves(epochs[epochs["run"] == "cyc"], iters[iters["run"] == "cyc"]),
+        "training_strategies": figures.fig_training_strategies(strategy_runs(), "cyc"),
+        "z_strategies": figures.fig_z_strategies(z_strategy_frames()),
     }
     for name, fig in made.items():
         assert isinstance(fig, Figure), name
@@ -96,16 +99,33 @@ def test_figures_of_empty_tables_say_so():
         assert "no " in fig.axes[0].texts[0].get_text()
 
 
-def test_psnr_per_frame_averages_seeds_with_a_band():
-    frames = frames_table(epochs=(4,))
+def test_psnr_per_frame_averages_seeds_with_a_95_interval_and_an_ssim_panel():
+    frames = frames_table(seeds=(0, 1, 2), epochs=(4,))
     fig = figures.fig_psnr_per_frame(frames, {"cyc": "Cyclical"})
-    ax = fig.axes[0]
+    ax, ssim_ax = fig.axes
     lines = {line.get_label(): line for line in ax.get_lines()}
-    cyc = lines["Cyclical (mean of 2 seeds, ±1 sd)"]
-    expected = frames[frames["base"] == "cyc"].groupby("frame")["psnr"].mean().to_numpy()
-    np.testing.assert_allclose(cyc.get_ydata(), expected)
+    cyc = lines["Cyclical (mean of 3 seeds, 95% CI)"]
+    per_frame = frames[frames["base"] == "cyc"].groupby("frame")["psnr"]
+    np.testing.assert_allclose(cyc.get_ydata(), per_frame.mean().to_numpy())
     np.testing.assert_allclose(lines["repeat-first-frame baseline"].get_ydata(), 35 - 2 * np.arange(1, T))
-    assert len(ax.collections) == len(RUNS)  # one ±sd band per run
+    assert len(ax.collections) == len(RUNS)  # one interval band per run
+    # The band of frame 1 is mean ± t(0.975, 2) * sd / sqrt(3).
+    band = ax.collections[0].get_paths()[0].vertices
+    half = 4.303 * per_frame.std().iloc[0] / np.sqrt(3)
+    assert band[:, 1].max() >= per_frame.mean().iloc[0] + half - 1e-3
+    ssim_lines = {line.get_label(): line for line in ssim_ax.get_lines()}
+    np.testing.assert_allclose(ssim_lines["Cyclical (mean of 3 seeds, 95% CI)"].get_ydata(),
+                               frames[frames["base"] == "cyc"].groupby("frame")["ssim"].mean().to_numpy())
+    assert ssim_ax.get_ylabel() == "SSIM"
+
+
+def test_val_psnr_per_epoch_groups_seeds():
+    epochs = pd.concat([epochs_table().assign(base=lambda d: d["run"], run=lambda d: d["run"] + f"-s{s}",
+                                              val_psnr=lambda d: d["val_psnr"] + s) for s in (0, 1)])
+    fig = figures.fig_val_psnr_epochs(epochs)
+    lines = {line.get_label(): line for line in fig.axes[0].get_lines()}
+    np.testing.assert_allclose(lines["cyc (mean of 2 seeds, 95% CI)"].get_ydata(), [22.5, 24.5])
+    assert len(fig.axes[0].collections) == len(RUNS)
 
 
 def summary_table() -> pd.DataFrame:
@@ -125,11 +145,49 @@ def test_results_table_measures_the_last_validation_and_averages_seeds():
     assert row["val_psnr_1_600"] == pytest.approx(cyc["psnr"].mean())  # fewer than 600 frames: all of them
     assert row["val_psnr_last"] == pytest.approx(cyc[cyc["frame"] == T - 1]["psnr"].mean())
     assert row["baseline_psnr_last"] == pytest.approx(35 - 2 * (T - 1))
-    assert row["best_val_psnr"] == 25.5 and row["test_psnr"] == 20.5 and row["seeds"] == "0, 1"
+    assert row["best_val_psnr"] == 25.5 and row["test_psnr"] == 20.5 and row["seeds"] == "0, 1" and row["n"] == 2
+    assert row["best_val_psnr_std"] == pytest.approx(np.std([25.0, 26.0], ddof=1))
+    per_seed = cyc.groupby("seed")["psnr"].mean()
+    assert row["val_psnr_mean_std"] == pytest.approx(per_seed.std())
+    assert row["val_ssim_mean"] == pytest.approx(cyc["ssim"].mean())
+    drawn = figures.fig_table(table)
+    texts = [cell.get_text().get_text() for cell in drawn.axes[0].tables[0].get_celld().values()]
+    assert f"25.50\n± {row['best_val_psnr_std']:.2f}" in texts
     measures = psnr_measures(pd.DataFrame({"frame": np.arange(1, 701), "psnr": np.r_[np.full(600, 20.0), np.full(100, 10.0)],
                                            "baseline_psnr": np.full(700, 24.0)}))
     assert measures["val_psnr_1_600"] == 20.0 and measures["val_psnr_last"] == 10.0
     assert measures["val_psnr_mean"] == pytest.approx((600 * 20 + 100 * 10) / 700)
+
+
+def strategy_runs() -> pd.DataFrame:
+    return pd.DataFrame([{"run": f"{r}-s{s}", "base": r, "seed": s, "final_val_psnr": 20.0 + i + 0.3 * s,
+                          "baseline_psnr": 22.7, "val_ssim_mean": 0.6 + 0.05 * i, "baseline_ssim_mean": 0.7}
+                         for i, r in enumerate(RUNS) for s in (0, 1, 2)])
+
+
+def z_strategy_frames() -> pd.DataFrame:
+    return pd.DataFrame([{"strategy": s, "sequence": 0, "frame": f, "psnr": 25.0 - f + i, "baseline_psnr": 28.0 - 2 * f,
+                          "ssim": 0.8 - 0.01 * f, "baseline_ssim": 0.9 - 0.02 * f}
+                         for i, s in enumerate(["prior", "zero", "mean", "best_of"]) for f in range(1, T)])
+
+
+def test_training_strategies_show_each_seed_and_the_interval():
+    runs = strategy_runs()
+    fig = figures.fig_training_strategies(runs, "cyc", {"none": "KL None"})
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["cyc (n=3)", "mono (n=3)", "KL None (n=3)"]
+    dots = [line for line in ax.get_lines() if line.get_marker() == "o"]
+    assert sorted(np.round(np.concatenate([d.get_xdata() for d in dots]), 6)) == sorted(np.round(runs["final_val_psnr"], 6))
+    assert any("95% CI" in t.get_text() for t in ax.get_legend().get_texts())
+    assert len(fig.axes) == 2  # PSNR and SSIM
+
+
+def test_z_strategies_figure_labels_the_oracle():
+    fig = figures.fig_z_strategies(z_strategy_frames())
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert labels == ["prior", "zero", "mean", "best_of (ORACLE)"]
+    bars = [p.get_width() for p in fig.axes[0].patches]
+    np.testing.assert_allclose(bars, [25.0 - 4.5 + i for i in range(4)])  # mean over frames 1..8 of 25 - f + i
 
 
 def test_fractional_epoch_spreads_iterations_over_their_epoch():

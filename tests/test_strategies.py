@@ -12,7 +12,7 @@ from lab4 import cli
 from lab4.config import make_config
 from lab4.model import VideoCVAE
 from lab4.rollout import rollout
-from lab4.strategies import STRATEGIES, compare_z_strategies
+from lab4.strategies import STRATEGIES, compare_z_strategies, val_strategies
 from lab4.train import train
 from tests.conftest import write_dataset
 
@@ -130,8 +130,16 @@ def test_cli_strategies_on_val_and_test(trained_run, tmp_path, capsys) -> None:
     assert summary.set_index("strategy").loc["best_of", "is_oracle"]
 
     assert cli.main(["strategies", str(run), "--samples", "2", "--split", "test", "--checkpoint", "last"]) == 0
-    per_frame = pd.read_csv(out / "z_strategies.csv")
+    per_frame = pd.read_csv(out / "z_strategies_test.csv")
     assert len(per_frame) == len(STRATEGIES) * 2 * 5 and set(per_frame["split"]) == {"test"}
+    assert set(pd.read_csv(out / "z_strategies.csv")["split"]) == {"val"}  # the val tables are kept
+
+    # What the report calls: the saved val table when it used as many samples, else computed anew.
+    written = (out / "z_strategies.csv").stat().st_mtime_ns
+    assert val_strategies(run, samples=2).equals(pd.read_csv(out / "z_strategies.csv"))
+    assert (out / "z_strategies.csv").stat().st_mtime_ns == written
+    assert set(val_strategies(run, samples=3)["strategy"]) == set(STRATEGIES)
+    assert list(pd.read_csv(out / "z_strategies_summary.csv")["samples"]) == [1, 1, 3, 3]
 
     no_truth = tmp_path / "no_gt"
     write_dataset(no_truth, n_train=4, n_val=4, n_test=2, test_len=6, with_gt=False)

@@ -44,10 +44,10 @@ def write_plan(folder: Path, data: Path, text: str | None = None) -> Path:
         runs:
           - name: kl_cyclical
             label: Cyclical
-            groups: [kl, tf]
+            groups: [kl, tf, strategies]
             settings: {{kl_anneal_type: Cyclical}}
           - name: tf_zero
-            groups: [tf]
+            groups: [tf, strategies]
             settings: {{tfr: 0.0}}
           - name: broken
             groups: [kl]
@@ -153,6 +153,25 @@ def test_analysis_notebook_and_report_on_the_tiny_sweep(tiny_sweep, tmp_path):
     markdown = "".join(d.get("text/markdown", "") for d in data)
     assert "kl_cyclical-s0/test/seq_0.gif" in markdown  # GIF links relative to the notebook
     assert "repeat-first-frame baseline" in markdown
+    assert "ORACLE" in markdown  # the z-strategies caption says what best-of-N is
+    assert "No candidate beats the reference" in markdown  # one seed each: no spread to beat
+    finished = pd.read_csv(tiny_sweep.folder / "summary.csv").dropna(subset=["final_val_psnr"])
+    best = finished.sort_values("final_val_psnr").iloc[-1]["run"]
+    z_table = pd.read_csv(tiny_sweep.folder / best / "strategies" / "z_strategies.csv")
+    assert set(z_table["strategy"]) == {"prior", "zero", "mean", "best_of"} and (z_table["split"] == "val").all()
+
+
+def test_table_command_prints_the_results_with_seeds_and_baseline(tiny_sweep):
+    code, output = run_cli("table", str(tiny_sweep.folder))
+    assert code == 0, output
+    rows = [line for line in output.splitlines() if line.startswith("| ")]
+    assert rows[0].startswith("| run | n | val PSNR all frames | baseline all frames")
+    summary = pd.read_csv(tiny_sweep.folder / "summary.csv").set_index("run")
+    psnr = summary.loc["kl_cyclical-s0", "final_val_psnr"]
+    cyclical = [row.split(" | ") for row in rows if row.startswith("| Cyclical | 1 | ")]
+    assert len(cyclical) == 1 and float(cyclical[0][2]) == pytest.approx(psnr, abs=0.01), rows
+    assert "| setting | final val PSNR, mean ± sd (n)" in output and "(n=1)" in output
+    assert "sweep 'tiny'" in output  # what ran
 
 
 def test_plan_errors_name_the_file_and_the_key(tmp_path):
