@@ -147,7 +147,8 @@ def run_training(cfg: Config, run_dir: str | os.PathLike, existing: str = "resum
 class TestResult:
     out_dir: Path
     gifs: list[Path]
-    score: dict[str, Any] | None      # model: public/private/overall/per_sequence, baseline: the same
+    score: dict[str, Any] | None      # model: public/private/overall/per_sequence (PSNR), ssim_<the same>;
+                                      # baseline: the same
     scored_frames: str                # e.g. "1-600" (what the score averages over)
 
 
@@ -202,10 +203,25 @@ def test_report(result: TestResult, data_root: str) -> str:
     model, base = result.score["model"], result.score["baseline"]
     n = len(model["per_sequence"])
     return (f"test score on {display_path(data_root)}/test ({n} sequences, mean per-frame PSNR over frames "
-            f"{result.scored_frames or '1-600'}, as Kaggle scores):\n"
-            f"  model    public {_db(model['public'])}, private {_db(model['private'])}, all {_db(model['overall'])}\n"
+            f"{result.scored_frames or '1-600'}, as Kaggle scores, and mean per-frame SSIM beside it):\n"
+            f"  model    public {_db(model['public'])}, private {_db(model['private'])}, all {_db(model['overall'])}"
+            f"; {_ssim_splits(model)}\n"
             f"  repeat-first-frame baseline: public {_db(base['public'])}, private {_db(base['private'])}, "
-            f"all {_db(base['overall'])}")
+            f"all {_db(base['overall'])}; {_ssim_splits(base)}")
+
+
+def _ssim_splits(score: dict[str, Any]) -> str:
+    # .get: a score dict read from a score.json written before SSIM was scored has no SSIM fields.
+    return (f"SSIM public {_ssim(score.get('ssim_public'))}, private {_ssim(score.get('ssim_private'))}, "
+            f"all {_ssim(score.get('ssim_overall'))}")
+
+
+def _ssim(value: Any) -> str:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return "n/a"
+    return "n/a" if math.isnan(value) else f"{value:.3f}"
 
 
 def gif_links(run: RunData, relative_to: str | os.PathLike | None = None) -> str:

@@ -2,7 +2,7 @@
 
 `compare_z_strategies` rolls out the same videos with each strategy of `lab4.rollout`
 ("prior", "zero", "mean" and the ORACLE "best_of") and scores every predicted frame (PSNR
-on the [0, 1] frames, as the validation does) beside the repeat-first-frame baseline.
+and SSIM on the [0, 1] frames, as the validation does) beside the repeat-first-frame baseline.
 `python -m lab4 strategies RUN_DIR` runs it on a trained run's val video, or with --split
 test on the test sequences when the data has their ground truth (test/test_gt; the
 synthetic data does, the real data does not), and writes RUN_DIR/strategies/z_strategies.csv (per frame) and
@@ -25,7 +25,7 @@ from lab4 import data as lab4_data
 from lab4.config import Config
 from lab4.device import autocast_dtype, to_float_images
 from lab4.io import atomic_path
-from lab4.metrics import psnr_per_frame
+from lab4.metrics import psnr_per_frame, ssim_per_frame
 from lab4.model import VideoCVAE
 from lab4.predict import load_trained
 from lab4.rollout import MULTI_SAMPLE_Z_MODES, ORACLE_Z_MODES, Z_MODES, rollout
@@ -43,15 +43,17 @@ def compare_z_strategies(model: VideoCVAE, frames: torch.Tensor, labels: torch.T
 
     Every strategy rolls out from frames[:, 0] with a generator seeded with `seed` (so
     "prior" and "best_of" with samples=1 draw the same z). Returns
-    - per frame: strategy, sequence, frame (1..T-1), psnr, baseline_psnr;
+    - per frame: strategy, sequence, frame (1..T-1), psnr, baseline_psnr, ssim, baseline_ssim;
     - summary, one row per strategy: mean_psnr over every predicted frame, psnr_frames_1_600
-      (Kaggle's scored frames, fewer for short videos), the baseline's two, is_oracle, samples
-      (z decoded per step).
+      (Kaggle's scored frames, fewer for short videos), mean_ssim over every predicted frame,
+      the baseline's three, is_oracle, samples (z decoded per step).
     """
     if frames.dim() == 4:
         frames, labels = frames[None], labels[None]
     truth = frames[:, 1:]
-    baseline = psnr_per_frame(frames[:, :1].expand_as(truth), truth).cpu()
+    repeated_first = frames[:, :1].expand_as(truth)
+    baseline = psnr_per_frame(repeated_first, truth).cpu()
+    baseline_ssim = ssim_per_frame(repeated_first, truth).cpu()
     scored = [frame - 1 for frame in scored_frames_for(frames.shape[1])]  # column i of a PSNR table is frame i + 1
     per_frame, summary = [], []
     for strategy in strategies:
@@ -60,14 +62,18 @@ def compare_z_strategies(model: VideoCVAE, frames: torch.Tensor, labels: torch.T
         pred = rollout(model, frames[:, 0], labels, z_mode=strategy, samples=samples, generator=generator,
                        dtype=dtype, truth=frames if is_oracle else None)
         psnr = psnr_per_frame(pred[:, 1:], truth).cpu()  # (S, T-1)
+        ssim = ssim_per_frame(pred[:, 1:], truth).cpu()
         for seq in range(psnr.shape[0]):
             per_frame.append(pd.DataFrame({"strategy": strategy, "sequence": seq,
                                            "frame": range(1, psnr.shape[1] + 1),
-                                           "psnr": psnr[seq].numpy(), "baseline_psnr": baseline[seq].numpy()}))
+                                           "psnr": psnr[seq].numpy(), "baseline_psnr": baseline[seq].numpy(),
+                                           "ssim": ssim[seq].numpy(), "baseline_ssim": baseline_ssim[seq].numpy()}))
         summary.append({"strategy": strategy, "mean_psnr": psnr.mean().item(),
                         "psnr_frames_1_600": psnr[:, scored].mean().item(),
+                        "mean_ssim": ssim.mean().item(),
                         "baseline_mean_psnr": baseline.mean().item(),
                         "baseline_psnr_frames_1_600": baseline[:, scored].mean().item(),
+                        "baseline_mean_ssim": baseline_ssim.mean().item(),
                         "is_oracle": is_oracle, "samples": samples if strategy in MULTI_SAMPLE_Z_MODES else 1})
     return pd.concat(per_frame, ignore_index=True), pd.DataFrame(summary)
 
@@ -76,10 +82,13 @@ def format_summary(summary: pd.DataFrame) -> str:
     """The summary as a plain-text table, the baseline beside each row and the oracle flagged."""
     table = summary.assign(strategy=[f"{s} (ORACLE)" if o else s
                                      for s, o in zip(summary["strategy"], summary["is_oracle"])])
-    table = table[["strategy", "samples", "mean_psnr", "psnr_frames_1_600", "baseline_mean_psnr",
-                   "baseline_psnr_frames_1_600"]]
-    table.columns = ["strategy", "samples", "PSNR (dB)", "frames 1-600", "baseline PSNR", "baseline 1-600"]
-    text = table.to_string(index=False, float_format=lambda v: f"{v:.2f}")
+    table = table[["strategy", "samples", "mean_psnr", "psnr_frames_1_600", "mean_ssim", "baseline_mean_psnr",
+                   "baseline_psnr_frames_1_600", "baseline_mean_ssim"]]
+    table.columns = ["strategy", "samples", "PSNR (dB)", "frames 1-600", "SSIM", "baseline PSNR", "baseline 1-600",
+                     "baseline SSIM"]
+    # PSNR in dB to 2 decimals; SSIM lies in [-1, 1], so it needs 3 to show a difference.
+    ssim_format = {name: (lambda v: f"{v:.3f}") for name in ("SSIM", "baseline SSIM")}
+    text = table.to_string(index=False, float_format=lambda v: f"{v:.2f}", formatters=ssim_format)
     if summary["is_oracle"].any():
         text += ("\nORACLE: picks each frame's z with the ground truth; an upper bound on what the samples "
                  "hold, not a prediction score")

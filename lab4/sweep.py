@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lab4.config import PROFILES, Config, make_config
+from lab4.config import PROFILES, Config, from_dict, make_config
 from lab4.experiment import NOTEBOOK_KNOBS, display_path, resolve, workspace_root
 from lab4.io import atomic_write_text
 
@@ -231,13 +231,32 @@ def notebook_parameters(run: RunSpec, plan: Plan, sweep_dir: Path, existing: str
     }
 
 
+def config_as_today(saved: Any) -> dict[str, Any] | None:
+    """A config saved as JSON, read through today's Config: fields added since it was saved
+    take their defaults. None when today's Config cannot read it (an unknown field, a bad value)."""
+    if not isinstance(saved, dict):
+        return None
+    try:
+        return from_dict(saved).to_dict()
+    except (ValueError, TypeError):
+        return None
+
+
 def marker_matches(run_dir: Path, run: RunSpec) -> bool:
-    """Whether run_dir holds a finished run (its marker) of exactly this config."""
+    """Whether run_dir holds a finished run (its marker) of exactly this config.
+
+    The marker's config is normalised first, so a run finished before a config field (with a
+    default) existed still counts as done when its settings are the same; comparing the raw
+    JSON would retrain it for a field it never had.
+    """
     try:
         marker = json.loads((run_dir / RUN_MARKER).read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return False
-    return marker.get("config") == run.config.to_dict()
+    if not isinstance(marker, dict):
+        return False
+    saved = config_as_today(marker.get("config"))
+    return saved is not None and saved == run.config.to_dict()
 
 
 def saved_config_differs(run_dir: Path, run: RunSpec) -> bool:

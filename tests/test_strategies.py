@@ -10,6 +10,7 @@ import torch
 
 from lab4 import cli
 from lab4.config import make_config
+from lab4.metrics import ssim_per_frame
 from lab4.model import VideoCVAE
 from lab4.rollout import rollout
 from lab4.strategies import STRATEGIES, compare_z_strategies, val_strategies
@@ -87,15 +88,26 @@ def test_compare_z_strategies_tables(prior: str) -> None:
     model = tiny_model(prior)
     frames, labels = videos()
     per_frame, summary = compare_z_strategies(model, frames, labels, samples=3, seed=5)
-    assert list(per_frame.columns) == ["strategy", "sequence", "frame", "psnr", "baseline_psnr"]
+    assert list(per_frame.columns) == ["strategy", "sequence", "frame", "psnr", "baseline_psnr", "ssim",
+                                       "baseline_ssim"]
+    assert {"mean_ssim", "baseline_mean_ssim"} <= set(summary.columns)
+    for column in ("ssim", "baseline_ssim"):
+        assert per_frame[column].between(-1.0, 1.0).all() and per_frame[column].notna().all()
+    # The baseline SSIM is ssim_per_frame of the first frame repeated, for every strategy alike.
+    repeated = ssim_per_frame(frames[:, :1].expand_as(frames[:, 1:]), frames[:, 1:])  # (S, T-1)
+    for strategy in STRATEGIES:
+        rows = per_frame[per_frame["strategy"] == strategy].sort_values(["sequence", "frame"])
+        assert rows["baseline_ssim"].to_numpy() == pytest.approx(repeated.reshape(-1).numpy(), abs=1e-6)
+    assert summary["baseline_mean_ssim"].to_numpy() == pytest.approx([repeated.mean().item()] * len(STRATEGIES))
     assert len(per_frame) == len(STRATEGIES) * SEQS * (LENGTH - 1)
     assert list(summary["strategy"]) == list(STRATEGIES)
     assert list(summary["is_oracle"]) == [False, False, False, True]
     assert list(summary["samples"]) == [1, 1, 3, 3]
     # The baseline is the same for every strategy, and the summary is the mean of the per-frame rows.
     assert summary["baseline_mean_psnr"].nunique() == 1
-    means = per_frame.groupby("strategy", sort=False)["psnr"].mean()
-    assert means.to_numpy() == pytest.approx(summary["mean_psnr"].to_numpy(), rel=1e-5)
+    means = per_frame.groupby("strategy", sort=False)[["psnr", "ssim"]].mean()
+    assert means["psnr"].to_numpy() == pytest.approx(summary["mean_psnr"].to_numpy(), rel=1e-5)
+    assert means["ssim"].to_numpy() == pytest.approx(summary["mean_ssim"].to_numpy(), abs=1e-6)
     # Short videos: Kaggle's frames 1..600 are all of the predicted frames.
     assert summary["psnr_frames_1_600"].to_numpy() == pytest.approx(summary["mean_psnr"].to_numpy(), rel=1e-5)
     # One video works too; with one sample per step best_of is the prior sample (same seed).
@@ -121,6 +133,7 @@ def test_cli_strategies_on_val_and_test(trained_run, tmp_path, capsys) -> None:
     assert cli.main(["strategies", str(run), "--samples", "2"]) == 0
     printed = capsys.readouterr().out
     assert "best_of (ORACLE)" in printed and "baseline" in printed and "prior learned" in printed
+    assert "SSIM" in printed and "baseline SSIM" in printed
     out = run / "strategies"
     per_frame = pd.read_csv(out / "z_strategies.csv")
     summary = pd.read_csv(out / "z_strategies_summary.csv")
@@ -128,6 +141,8 @@ def test_cli_strategies_on_val_and_test(trained_run, tmp_path, capsys) -> None:
     assert len(per_frame) == len(STRATEGIES) * 11 and set(per_frame["split"]) == {"val"}
     assert list(summary["strategy"]) == list(STRATEGIES) and list(summary["samples"]) == [1, 1, 2, 2]
     assert summary.set_index("strategy").loc["best_of", "is_oracle"]
+    assert {"ssim", "baseline_ssim"} <= set(per_frame.columns)
+    assert {"mean_ssim", "baseline_mean_ssim"} <= set(summary.columns)
 
     assert cli.main(["strategies", str(run), "--samples", "2", "--split", "test", "--checkpoint", "last"]) == 0
     per_frame = pd.read_csv(out / "z_strategies_test.csv")

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from lab4 import submission as sub
+from lab4.metrics import ssim_per_frame
 from lab4.submission import SubmissionError
 
 SMALL = dict(num_sequences=2, frames_per_sequence=3, frame_shape=(3, 2, 4))  # 24 pixels per frame
@@ -247,6 +249,9 @@ def test_fewer_sequences_score_what_is_present():
     assert result.public == pytest.approx(48.1308036)
     assert math.isnan(result.private)
     assert "n/a" in sub.format_score_table(result, result)
+    # 2x2 frames are smaller than SSIM's 11x11 window: no SSIM, and the table says why.
+    assert math.isnan(result.ssim_overall) and all(math.isnan(v) for v in result.ssim_per_sequence)
+    assert "SSIM n/a: frames smaller than its 11x11 window" in sub.format_score_table(result, result)
 
 
 def test_score_rejects_bad_inputs():
@@ -280,10 +285,64 @@ def test_score_submission_scores_model_and_baseline(tmp_path):
 
     table = sub.format_score_table(model, baseline)
     lines = table.splitlines()
-    assert lines[0].split() == ["public", "private", "overall"]
-    assert lines[1].startswith("model") and f"{model.overall:.2f}" in lines[1]
-    assert lines[2].startswith("repeat-first-frame baseline") and f"{baseline.overall:.2f}" in lines[2]
+    assert lines[0].split() == ["PSNR", "(dB)", "SSIM"]
+    assert lines[1].split() == ["public", "private", "overall"] * 2
+    assert lines[2].startswith("model") and f"{model.overall:.2f}" in lines[2]
+    assert lines[3].startswith("repeat-first-frame baseline") and f"{baseline.overall:.2f}" in lines[3]
     assert "frames 1-600" in table and "data range 255" in table
+
+
+SSIM_FRAME = (3, 12, 16)  # the smallest convenient frame that holds SSIM's 11x11 window
+
+
+def _changing_truth(num_sequences: int = 5, seed: int = 0) -> np.ndarray:
+    """Random frames: every frame differs from the first, so repeating it is a poor prediction."""
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (num_sequences, 630, *SSIM_FRAME), dtype=np.uint8)
+
+
+def _reference_ssim(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """ssim_per_frame of frames 1..600 on the frames / 255: [S, 600]."""
+    as_float = lambda frames: torch.from_numpy(frames[:, 1:601].astype(np.float32) / 255)  # noqa: E731
+    return ssim_per_frame(as_float(pred), as_float(truth)).numpy()
+
+
+def test_ssim_of_the_truth_is_one_and_of_the_baseline_below_one(tmp_path):
+    truth = _changing_truth(num_sequences=2)
+    path = tmp_path / "submission.csv"
+    sub.write_submission(truth, path)
+
+    model, baseline = sub.score_submission(path, truth)
+    assert model.ssim_overall == pytest.approx(1.0, abs=1e-5)
+    assert model.ssim_public == pytest.approx(1.0, abs=1e-5) and math.isnan(model.ssim_private)
+    assert model.ssim_per_sequence == pytest.approx([1.0, 1.0], abs=1e-5)
+    assert baseline.ssim_overall < 0.5
+    expected = _reference_ssim(sub.baseline_predictions(truth[:, 0], 630), truth)
+    assert baseline.ssim_per_sequence == pytest.approx(expected.mean(axis=1), abs=1e-5)
+
+    table = sub.format_score_table(model, baseline)
+    assert "SSIM" in table and "1.000" in table.splitlines()[2]
+    assert f"{baseline.ssim_overall:.3f}" in table.splitlines()[3]
+
+
+def test_ssim_covers_frames_1_to_600_and_the_same_sequences_as_psnr():
+    truth = _changing_truth()
+    rng = np.random.default_rng(1)
+    pred = truth.copy()
+    for s in range(5):  # sequence s: noise of s + 1 grey levels, so every sequence scores differently
+        noise = rng.integers(-(s + 1), s + 2, truth.shape[1:])
+        pred[s] = np.clip(truth[s].astype(np.int64) + noise, 0, 255).astype(np.uint8)
+    unscored = pred.copy()
+    unscored[:, 0] = 255 - truth[:, 0]  # the given first frame and frames past 600: not scored
+    unscored[:, 601:] = 255 - truth[:, 601:]
+
+    result = sub.score(unscored, truth)
+    per_sequence = _reference_ssim(pred, truth).mean(axis=1)
+    assert result.ssim_per_sequence == pytest.approx(per_sequence, abs=1e-6)
+    assert result.ssim_public == pytest.approx(per_sequence[:3].mean(), abs=1e-6)
+    assert result.ssim_private == pytest.approx(per_sequence[3:].mean(), abs=1e-6)
+    assert result.ssim_overall == pytest.approx(per_sequence.mean(), abs=1e-6)
+    assert sorted(result.ssim_per_sequence, reverse=True) == result.ssim_per_sequence  # more noise, less SSIM
 
 
 def test_score_submission_checks_the_truth_before_reading(tmp_path):

@@ -256,6 +256,66 @@ def test_jobs_get_a_gpu_each_and_never_share_one(tmp_path, monkeypatch):
     assert set(pd.read_csv(summary)["device"]) == {"GPU 3", "GPU 5"}
 
 
+# Config fields added after the first sweeps ran, each with a default that keeps the old behaviour.
+NEWER_FIELDS = ("init", "warmup_iters", "prior")
+
+
+def test_a_finished_run_from_before_new_config_fields_is_still_finished(tmp_path, monkeypatch):
+    """A marker saved before `init`, `warmup_iters`, `prior` existed lacks them; read through
+    today's Config they take their defaults, so the run counts as finished when its settings
+    are the same, and as not finished when a real setting differs."""
+    import lab4.sweep as sweep
+    from lab4.config import Config
+
+    plan = load_plan(write_plan(tmp_path, tmp_path / "data", """
+        profile: smoke
+        runs: [{name: same, settings: {tfr: 0.5}}, {name: changed, settings: {tfr: 0.5}}]
+        """))
+    runs = {run.base: run for run in plan.runs}
+    sweep_dir = tmp_path / "runs"
+
+    def finish(run: sweep.RunSpec, config: dict) -> None:
+        (sweep_dir / run.name).mkdir(parents=True, exist_ok=True)
+        marker = {"run": run.name, "base": run.base, "seed": run.seed, "config": config, "seconds": 1.0}
+        (sweep_dir / run.name / RUN_MARKER).write_text(json.dumps(marker))
+
+    def without_newer_fields(config: Config) -> dict:
+        assert all(getattr(config, name) == getattr(Config(), name) for name in NEWER_FIELDS)
+        return {k: v for k, v in config.to_dict().items() if k not in NEWER_FIELDS}
+
+    finish(runs["same"], without_newer_fields(runs["same"].config))
+    finish(runs["changed"], {**without_newer_fields(runs["changed"].config), "tfr": 0.25})
+    assert sweep.marker_matches(sweep_dir / runs["same"].name, runs["same"])
+    assert not sweep.marker_matches(sweep_dir / runs["changed"].name, runs["changed"])
+
+    executed: list[str] = []
+
+    def fake_execute(run, plan, sweep_dir, notebook, existing, env, printer, processes):
+        executed.append(run.base)
+        return sweep.Outcome(run, "done", 0.01)
+
+    monkeypatch.setattr(sweep, "_execute", fake_execute)
+    outcomes, _ = sweep.run_sweep(plan, sweep_dir, progress=False)
+    assert [(o.run.base, o.status) for o in outcomes] == [("same", "skipped"), ("changed", "done")]
+    assert executed == ["changed"]
+
+
+def test_a_marker_config_today_cannot_read_is_not_finished(tmp_path):
+    import lab4.sweep as sweep
+
+    run = load_plan(write_plan(tmp_path, tmp_path / "data", "profile: smoke\nruns: [{name: a}]\n")).runs[0]
+    run_dir = tmp_path / run.name
+    run_dir.mkdir()
+    for config in ({**run.config.to_dict(), "no_such_field": 1},  # unknown fields still differ
+                   {**run.config.to_dict(), "prior": "no_such_prior"},  # so does a value Config refuses
+                   {**run.config.to_dict(), "prior": "learned"},  # a newer field set to a real setting
+                   None):
+        (run_dir / RUN_MARKER).write_text(json.dumps({"run": run.name, "config": config}))
+        assert not sweep.marker_matches(run_dir, run), config
+    (run_dir / RUN_MARKER).write_text(json.dumps({"run": run.name, "config": run.config.to_dict()}))
+    assert sweep.marker_matches(run_dir, run)
+
+
 def test_run_training_keeps_a_finished_run_and_refuses_other_settings(tmp_path, monkeypatch):
     import lab4.train
     from lab4 import experiment

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 from pathlib import Path
 
@@ -163,6 +164,11 @@ def test_predict_writes_submission_gifs_and_scores_against_the_baseline(data_roo
         assert (out / name).is_file(), name
     assert result.score is not None and result.baseline is not None
     assert result.scored_frames == range(1, 12)
+    saved = json.loads((out / "score.json").read_text())
+    for who in ("model", "repeat_first_frame_baseline"):  # PSNR and SSIM, model and baseline
+        assert {"overall", "public", "ssim_overall", "ssim_public", "ssim_per_sequence"} <= set(saved[who])
+        assert -1.0 <= saved[who]["ssim_overall"] <= 1.0
+    assert saved["model"]["ssim_overall"] == pytest.approx(result.score.ssim_overall)
     # Frame 0 is the given first frame
     assert np.array_equal(result.frames[:, 0], np.load(out / "predictions.npy")[:, 0])
 
