@@ -349,6 +349,8 @@ TABLE_COLUMNS = {
     "best_val_psnr": "best epoch\nval PSNR",
     "test_psnr": "test score\n(all seqs)",
     "test_baseline_psnr": "test\nbaseline",
+    "test_ssim": "test SSIM\n(all seqs)",
+    "test_baseline_ssim": "test\nbaseline SSIM",
 }
 
 

@@ -124,7 +124,9 @@ class ReportBook:
                 "**best_val_psnr**: the best such mean over the run's validations; **baseline_psnr**: the "
                 "repeat-first-frame baseline on the same frames; **val_frames**: how many frames were predicted; "
                 "**test_psnr** / **test_baseline_psnr**: mean per-frame PSNR (data range 255) over the scored frames "
-                "of the test sequences, as Kaggle scores, when the data has test ground truth; **train_seconds**: "
+                "of the test sequences, as Kaggle scores, when the data has test ground truth; **test_ssim** / "
+                "**test_baseline_ssim**: mean SSIM over the same frames; **val_ssim_mean** / **baseline_ssim_mean**: "
+                "mean SSIM over the last validation rollout; **train_seconds**: "
                 "the epochs' time; **run_seconds**: the whole notebook's. " + self.val_measure() + " "
                 + self.what_ran())
 
@@ -187,8 +189,8 @@ class ReportBook:
         fig = figures.fig_val_psnr_epochs(self.with_base(self.sweep.epochs()), self.base_labels,
                                           title="4a. Validation PSNR per epoch")
         caption = ("Mean PSNR (and SSIM) over the predicted frames of the validation rollout at each validation, per "
-                   "run, with the repeat-first-frame baseline. " + self.seeds_text() + " " + self.val_measure().replace(", after the run's last epoch", "")
-                   + " " + self.what_ran())
+                   "run, with the repeat-first-frame baseline. " + self.seeds_text() + " "
+                   + self.val_measure().replace(", after the run's last epoch", "") + " " + self.what_ran())
         return self.add("fig4a_val_psnr_per_epoch", fig, caption)
 
     def best_run(self) -> str:
@@ -248,6 +250,7 @@ class ReportBook:
         reference = reference or str(per_seed["base"].iloc[0])
         fig = figures.fig_training_strategies(per_seed, reference, self.base_labels,
                                               title="7. Other training strategies: final validation PSNR over seeds")
+        self.strategy_reference = reference
         self.strategy_table = stats.compare_to_reference(per_seed, reference)
         caption = ("Each training strategy, changed alone from the reference setting "
                    f"({self.base_labels.get(reference, reference)}, red), at the same budget: every seed's final "
@@ -259,17 +262,15 @@ class ReportBook:
     def strategy_verdict(self) -> str:
         """Which candidates beat the reference by more than the seed spread, in words."""
         table = self.strategy_table
-        reference = table.index[table["margin"] == 0][0] if (table["margin"] == 0).any() else None
         winners = table[table["beats_reference"]]
         if winners.empty:
             return ("No candidate beats the reference by more than the seed spread (margin over the reference's "
                     "mean larger than the larger of the two standard deviations).")
         parts = [f"{self.base_labels.get(b, b)} {r['mean']:.2f} ± {r['std']:.2f} dB (+{r['margin']:.2f})"
                  for b, r in winners.iterrows()]
-        ref = table.loc[reference] if reference is not None else None
-        ref_text = f" against {ref['mean']:.2f} ± {ref['std']:.2f} dB" if ref is not None else ""
+        ref = table.loc[self.strategy_reference]
         return ("Beating the reference by more than the seed spread (margin larger than the larger standard "
-                f"deviation): {'; '.join(parts)}{ref_text}.")
+                f"deviation): {'; '.join(parts)} against {ref['mean']:.2f} ± {ref['std']:.2f} dB.")
 
     def z_strategies(self, run: str | None = None, samples: int = 8) -> Figure:
         """The z strategies of one run (the best unless named) on the val video: read from
@@ -279,10 +280,9 @@ class ReportBook:
         run = run or self.best_run()
         per_frame = strategies.val_strategies(self.sweep.root / run, samples=samples)
         fig = figures.fig_z_strategies(per_frame, title=f"8. z at generation: {self.labels.get(run, run)}")
-        used = int(per_frame["samples"].max()) if "samples" in per_frame else samples
-        caption = (f"Run {run}'s last validation checkpoint rolled out with each way of choosing z: one prior sample "
-                   "per step (prior), the prior mean (zero), the average of "
-                   f"{used} decoded samples (mean), and best-of-{used} against the ground truth (ORACLE: it picks each "
+        caption = (f"Run {run}'s best checkpoint (by val PSNR) rolled out with each way of choosing z: one prior "
+                   "sample per step (prior), the prior mean (zero), the average of "
+                   f"{samples} decoded samples (mean), and best-of-{samples} against the ground truth (ORACLE: it picks each "
                    "frame with the true frame, an upper bound on what the samples contain, as SVG and SAVP report it; "
                    "not a prediction score). Left: mean PSNR and SSIM over the predicted frames; right: PSNR per "
                    "frame; dashed: the repeat-first-frame baseline. " + self.val_measure(z="each strategy") + " "
@@ -404,10 +404,11 @@ def _captioned(fig: Figure, caption: str) -> Iterator[None]:
 
 
 def write_report(sweep_dir: str | Path, figures_dir: str | Path = "figures", heatmap_run: str | None = None,
-                 strip_run: str | None = None, strip_steps: Sequence[int] | None = None) -> Path:
+                 strip_run: str | None = None, strip_steps: Sequence[int] | None = None,
+                 z_run: str | None = None) -> Path:
     """Everything `make report` produces, without the notebook (used by tests and scripts)."""
     book = ReportBook(load_sweep(resolve(sweep_dir)))
-    book.make_all(heatmap_run, strip_run, strip_steps)
+    book.make_all(heatmap_run, strip_run, strip_steps, z_run)
     book.save(figures_dir)
     return book.build_pdf(resolve(figures_dir) / REPORT_FILE)
 
@@ -463,7 +464,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------------
 
 MARKDOWN_COLUMNS = ("val_psnr_mean", "baseline_psnr_mean", "val_ssim_mean", "baseline_ssim_mean", "best_val_psnr",
-                    "test_psnr", "test_baseline_psnr")
+                    "test_psnr", "test_baseline_psnr", "test_ssim", "test_baseline_ssim")
 
 
 def results_markdown(sweep: SweepData) -> str:

@@ -188,6 +188,8 @@ def run_summary(run_dir: Path) -> dict[str, Any]:
         row["test_public"] = model.get("public")
         row["test_private"] = model.get("private")
         row["test_baseline_psnr"] = base.get("overall")
+        row["test_ssim"] = model.get("ssim_overall")  # absent in runs scored before SSIM was
+        row["test_baseline_ssim"] = base.get("ssim_overall")
         frames = score.get("scored_frames")
         if frames:
             row["test_frames"] = f"{frames[0]}-{frames[1]}"

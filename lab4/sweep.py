@@ -542,6 +542,8 @@ def _headline(row: dict[str, Any]) -> str:
         text += f", val SSIM {row['val_ssim_mean']:.3f} (baseline {row.get('baseline_ssim_mean', float('nan')):.3f})"
     if row.get("test_psnr") is not None:
         text += f", test {db('test_psnr')} (baseline {db('test_baseline_psnr')})"
+        if row.get("test_ssim") is not None and row["test_ssim"] == row["test_ssim"]:
+            text += f", test SSIM {row['test_ssim']:.3f} (baseline {row.get('test_baseline_ssim', float('nan')):.3f})"
     return text
 
 

@@ -83,10 +83,10 @@ def test_sweep_runs_the_notebook_per_run_and_reports_the_failing_one(tiny_sweep)
     assert list(summary["run"]) == GOOD_RUNS + ["broken-s0"]
     assert list(summary["status"]) == ["done", "done", "failed"]
     for column in ("kl_anneal_type", "tfr", "num_epoch", "final_val_psnr", "best_val_psnr", "baseline_psnr",
-                   "test_psnr", "test_baseline_psnr", "train_seconds", "run_seconds"):
+                   "test_psnr", "test_baseline_psnr", "test_ssim", "test_baseline_ssim", "train_seconds", "run_seconds"):
         assert column in summary, column
     done = summary[summary["status"] == "done"]
-    assert done[["final_val_psnr", "best_val_psnr", "baseline_psnr", "test_psnr"]].notna().all().all()
+    assert done[["final_val_psnr", "best_val_psnr", "baseline_psnr", "test_psnr", "test_ssim"]].notna().all().all()
     assert list(done["tfr"]) == [1.0, 0.0]
 
     for name in GOOD_RUNS:
