@@ -242,12 +242,14 @@ class ReportBook:
 
     def training_strategies(self, reference: str | None = None) -> Figure | None:
         """The plan's "strategies" group: each candidate's final val PSNR/SSIM over its seeds
-        against the reference setting (the plan's first candidate unless named)."""
+        against the reference setting (the plan's first candidate in the group unless named)."""
         runs = self.sweep.runs_in_group("strategies")
         if not runs:
             return None
         per_seed = self.sweep.finished[self.sweep.finished["run"].isin(runs)]
-        reference = reference or str(per_seed["base"].iloc[0])
+        # The plan's order (sweep.json), not the order runs finished in: its first candidate is the reference.
+        planned = [run for run in self.sweep.info.get("runs", []) if run in set(runs)] or runs
+        reference = reference or str(self.meta.loc[planned[0], "base"])
         fig = figures.fig_training_strategies(per_seed, reference, self.base_labels,
                                               title="7. Other training strategies: final validation PSNR over seeds")
         self.strategy_reference = reference

@@ -171,6 +171,9 @@ def test_table_command_prints_the_results_with_seeds_and_baseline(tiny_sweep):
     cyclical = [row.split(" | ") for row in rows if row.startswith("| Cyclical | 1 | ")]
     assert len(cyclical) == 1 and float(cyclical[0][2]) == pytest.approx(psnr, abs=0.01), rows
     assert "| setting | final val PSNR, mean ± sd (n)" in output and "(n=1)" in output
+    # The reference is the plan's first candidate of the group, whatever order the runs finished in.
+    reference = [row for row in rows if row.startswith("| Cyclical | ") and "(n=1)" in row]
+    assert len(reference) == 1 and "| +0.00 |" in reference[0], rows
     assert "sweep 'tiny'" in output  # what ran
 
 
