@@ -188,6 +188,15 @@ def _mean_band(ax, x: pd.Index, stats: pd.DataFrame, color, label: str) -> None:
         ax.fill_between(x, stats["low"], stats["high"], color=color, alpha=0.2, lw=0)
 
 
+def _stacked_metrics(df: pd.DataFrame, metrics: list[tuple[str, str, str]], width: float, height: float
+                     ) -> tuple[Figure, list, list[tuple[str, str, str]]]:
+    """One axis per metric, stacked: the first (PSNR) always, the others (SSIM) where the table
+    logged them (runs made before SSIM have no such column)."""
+    present = metrics[:1] + [m for m in metrics[1:] if m[0] in df and df[m[0]].notna().any()]
+    fig = Figure(figsize=(width, height * (1 + 0.6 * (len(present) - 1))), layout="constrained")
+    return fig, list(fig.subplots(len(present), 1, sharex=True, squeeze=False)[:, 0]), present
+
+
 def _seed_label(name: str, labels: Mapping[str, str] | None, seeds: int) -> str:
     return _label(name, labels) + (f" (mean of {seeds} seeds, 95% CI)" if seeds > 1 else " (1 seed)")
 
@@ -203,11 +212,8 @@ def fig_psnr_per_frame(frames: pd.DataFrame, labels: Mapping[str, str] | None = 
     key = group if group in frames else "run"
     names = list(dict.fromkeys(frames[key]))
     colors = _colors(names)
-    metrics = [("psnr", "baseline_psnr", "PSNR (dB)")]
-    if "ssim" in frames and frames["ssim"].notna().any():
-        metrics.append(("ssim", "baseline_ssim", "SSIM"))
-    fig = Figure(figsize=(11, 4.6 if len(metrics) == 1 else 7.4), layout="constrained")
-    axes = fig.subplots(len(metrics), 1, sharex=True, squeeze=False)[:, 0]
+    fig, axes, metrics = _stacked_metrics(frames, [("psnr", "baseline_psnr", "PSNR (dB)"),
+                                                   ("ssim", "baseline_ssim", "SSIM")], 11, 4.6)
     for ax, (column, baseline_column, ylabel) in zip(axes, metrics):
         for name in names:
             stats = summarise(frames[frames[key] == name], "frame", column)
@@ -243,11 +249,8 @@ def fig_val_psnr_epochs(epochs: pd.DataFrame, labels: Mapping[str, str] | None =
     key = group if group in val else "run"
     names = list(dict.fromkeys(val[key]))
     colors = _colors(names)
-    metrics = [("val_psnr", "baseline_psnr", "mean PSNR over the rollout (dB)")]
-    if "val_ssim" in val and val["val_ssim"].notna().any():
-        metrics.append(("val_ssim", "baseline_ssim", "mean SSIM over the rollout"))
-    fig = Figure(figsize=(9, 4.4 if len(metrics) == 1 else 7.0), layout="constrained")
-    axes = fig.subplots(len(metrics), 1, sharex=True, squeeze=False)[:, 0]
+    fig, axes, metrics = _stacked_metrics(val, [("val_psnr", "baseline_psnr", "mean PSNR over the rollout (dB)"),
+                                                ("val_ssim", "baseline_ssim", "mean SSIM over the rollout")], 9, 4.4)
     for ax, (column, baseline_column, ylabel) in zip(axes, metrics):
         for name in names:
             stats = summarise(val[val[key] == name].sort_values("epoch"), "epoch", column)
