@@ -170,12 +170,17 @@ def run_test(run_dir: str | os.PathLike, checkpoint: str = "best", gifs: bool = 
     return TestResult(out_dir=pred.out_dir, gifs=run.gifs, score=score, scored_frames=frames)
 
 
-def _db(value: Any) -> str:
+def _number(value: Any, decimals: int, unit: str = "") -> str:
+    """A number to `decimals` places with its unit; "n/a" when missing or NaN."""
     try:
         value = float(value)
     except (TypeError, ValueError):
         return "n/a"
-    return "n/a" if math.isnan(value) else f"{value:.2f} dB"
+    return "n/a" if math.isnan(value) else f"{value:.{decimals}f}{unit}"
+
+
+def _db(value: Any) -> str:
+    return _number(value, 2, " dB")
 
 
 def validation_report(run: RunData) -> str:
@@ -212,16 +217,8 @@ def test_report(result: TestResult, data_root: str) -> str:
 
 def _ssim_splits(score: dict[str, Any]) -> str:
     # .get: a score dict read from a score.json written before SSIM was scored has no SSIM fields.
-    return (f"SSIM public {_ssim(score.get('ssim_public'))}, private {_ssim(score.get('ssim_private'))}, "
-            f"all {_ssim(score.get('ssim_overall'))}")
-
-
-def _ssim(value: Any) -> str:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return "n/a"
-    return "n/a" if math.isnan(value) else f"{value:.3f}"
+    return (f"SSIM public {_number(score.get('ssim_public'), 3)}, private {_number(score.get('ssim_private'), 3)}, "
+            f"all {_number(score.get('ssim_overall'), 3)}")
 
 
 def gif_links(run: RunData, relative_to: str | os.PathLike | None = None) -> str:

@@ -240,20 +240,30 @@ class ReportBook:
         self.table = table
         return table
 
-    def training_strategies(self, reference: str | None = None) -> Figure | None:
-        """The plan's "strategies" group: each candidate's final val PSNR/SSIM over its seeds
-        against the reference setting (the plan's first candidate in the group unless named)."""
+    def compare_strategies(self, reference: str | None = None) -> pd.DataFrame | None:
+        """The plan's "strategies" group, one row per candidate over its seeds, against the reference
+        setting (the plan's first candidate in the group unless named); None without such a group.
+        Sets strategy_runs, strategy_reference and strategy_table."""
         runs = self.sweep.runs_in_group("strategies")
         if not runs:
             return None
-        per_seed = self.sweep.finished[self.sweep.finished["run"].isin(runs)]
         # The plan's order (sweep.json), not the order runs finished in: its first candidate is the reference.
         planned = [run for run in self.sweep.info.get("runs", []) if run in set(runs)] or runs
-        reference = reference or str(self.meta.loc[planned[0], "base"])
-        fig = figures.fig_training_strategies(per_seed, reference, self.base_labels,
+        self.strategy_runs = runs
+        self.strategy_reference = reference or str(self.meta.loc[planned[0], "base"])
+        self.strategy_table = stats.compare_to_reference(self.strategy_seeds(), self.strategy_reference)
+        return self.strategy_table
+
+    def strategy_seeds(self) -> pd.DataFrame:
+        return self.sweep.finished[self.sweep.finished["run"].isin(self.strategy_runs)]
+
+    def training_strategies(self, reference: str | None = None) -> Figure | None:
+        """Figure 7: each candidate's final val PSNR/SSIM over its seeds against the reference."""
+        if self.compare_strategies(reference) is None:
+            return None
+        reference, runs = self.strategy_reference, self.strategy_runs
+        fig = figures.fig_training_strategies(self.strategy_seeds(), reference, self.base_labels,
                                               title="7. Other training strategies: final validation PSNR over seeds")
-        self.strategy_reference = reference
-        self.strategy_table = stats.compare_to_reference(per_seed, reference)
         caption = ("Each training strategy, changed alone from the reference setting "
                    f"({self.base_labels.get(reference, reference)}, red), at the same budget: every seed's final "
                    "validation PSNR (grey dots), their mean with its 95 % Student-t interval (bar), the reference's "
@@ -488,9 +498,8 @@ def results_markdown(sweep: SweepData) -> str:
     lines += ["", "Mean ± sample standard deviation over the n seeds of each run (dB for PSNR). "
               + book.val_measure() + " Test: Kaggle's score (data range 255) over the scored frames of the test "
               "sequences. " + book.what_ran()]
-    if sweep.runs_in_group("strategies"):
-        book.training_strategies()
-        comparison = book.strategy_table
+    comparison = book.compare_strategies()
+    if comparison is not None:
         lines += ["", "| setting | final val PSNR, mean ± sd (n) | 95 % interval | margin over the reference | "
                       "beats it by more than the seed spread |", "|---|---|---|---|---|"]
         for base, row in comparison.iterrows():
