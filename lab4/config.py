@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 CHOICES: dict[str, tuple[str, ...]] = {
-    "output": ("clamp", "sigmoid"),
+    "output": ("clamp", "sigmoid", "composite"),
     "init": ("template", "identity"),
     "prior": ("fixed", "learned"),
     "optimizer": ("adam", "adamw"),
@@ -48,7 +48,7 @@ class Config:
     L_dim: int = 32
     N_dim: int = 12
     D_out_dim: int = 192
-    output: str = "clamp"           # "clamp" (template) or "sigmoid"
+    output: str = "clamp"           # "clamp" (template), "sigmoid", or "composite" (masked blend with the previous frame)
     init: str = "template"          # PyTorch's default (template) or "identity": start as repeat-the-previous-frame
     prior: str = "fixed"            # p(z): N(0, I) (template) or "learned": p(z_t | x_{t-1}, p_t) from a Gaussian_Predictor
 

@@ -16,9 +16,22 @@ import torch.nn.functional as F
 # gate of the ConvFFN.
 SLOPE = 0.01
 FFN_SLOPE = 0.1
+# output="composite": the mask logit's starting bias. sigmoid(-3) = 0.047, so the untrained
+# model mostly keeps its previous frame and learns where to paint.
+MASK_BIAS = -3.0
+# The mask's logit is clamped to +-MASK_LOGIT_MAX before the sigmoid. Without a bound the loss
+# keeps rewarding a more certain "keep" on the static background, the logits grow without
+# end, and the gated feed-forward blocks (which multiply activations) overflow to NaN within a
+# few hundred updates. Outside the clamp no gradient asks for more; sigmoid(-8) = 3e-4.
+MASK_LOGIT_MAX = 8.0
 # Clamp on logvar before exp(): a stray large logvar would overflow exp() in fp16 and
 # blow up the KL; [-30, 20] leaves every reasonable variance untouched.
 LOGVAR_MIN, LOGVAR_MAX = -30.0, 20.0
+
+
+# How the generator's output becomes a frame: "clamp" (the template), "sigmoid", or
+# "composite" (a painted frame blended into the previous one by a predicted mask).
+OUTPUTS = ("clamp", "sigmoid", "composite")
 
 
 def conv3x3(in_ch: int, out_ch: int) -> nn.Conv2d:
@@ -246,8 +259,8 @@ class VideoCVAE(nn.Module):
     def __init__(self, F_dim: int = 128, L_dim: int = 32, N_dim: int = 12, D_out_dim: int = 192,
                  output: str = "clamp", init: str = "template", prior: str = "fixed"):
         super().__init__()
-        if output not in ("clamp", "sigmoid"):
-            raise ValueError(f"output must be 'clamp' or 'sigmoid', got {output!r}")
+        if output not in OUTPUTS:
+            raise ValueError(f"output must be one of {', '.join(map(repr, OUTPUTS))}, got {output!r}")
         if init not in ("template", "identity"):
             raise ValueError(f"init must be 'template' or 'identity', got {init!r}")
         if prior not in ("fixed", "learned"):
@@ -261,7 +274,9 @@ class VideoCVAE(nn.Module):
         self.label_transformation = Label_Encoder(3, L_dim)
         self.Gaussian_Predictor = Gaussian_Predictor(F_dim + L_dim, N_dim)
         self.Decoder_Fusion = Decoder_Fusion(F_dim + L_dim + N_dim, D_out_dim)
-        self.Generator = Generator(D_out_dim, 3)
+        # "composite" adds a fourth output channel: the logit of the mask that blends the
+        # painted frame with the previous one.
+        self.Generator = Generator(D_out_dim, 4 if output == "composite" else 3)
         self.learned_prior = prior == "learned"
         if self.learned_prior:
             # Built last, so that the template modules draw the same initial weights from a
@@ -270,6 +285,8 @@ class VideoCVAE(nn.Module):
             self.Prior_Predictor = Gaussian_Predictor(F_dim + L_dim, N_dim)
         if init == "identity":
             init_identity(self)
+        if output == "composite":
+            nn.init.constant_(self.Generator[-1].bias[3:], MASK_BIAS)
 
     def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
         return self.frame_transformation(frames)
@@ -294,20 +311,27 @@ class VideoCVAE(nn.Module):
         """Fuse [previous frame, label, z] and generate the frame, before the output mapping."""
         return self.Generator(self.Decoder_Fusion(prev_feat, label_feat, z))
 
-    def fit_output(self, raw: torch.Tensor) -> torch.Tensor:
-        """What the reconstruction loss sees.
+    def fit_output(self, raw: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
+        """What the reconstruction loss sees; `prev` is the previous frame (B, 3, H, W) in [0, 1].
 
         With `clamp` that is the raw output, as in the template (its generator has no
         output activation); clamping inside the loss would pass no gradient to pixels
         outside [0, 1] and could leave them stuck there.
         """
         raw = raw.float()
-        return torch.sigmoid(raw) if self.output == "sigmoid" else raw
+        if self.output == "sigmoid":
+            return torch.sigmoid(raw)
+        if self.output == "composite":
+            # Pixels the mask leaves alone are copied from the previous frame exactly, so a
+            # static background cannot drift over a long rollout; where it paints, an error
+            # is blended away again in later steps instead of being copied on for ever.
+            mask = torch.sigmoid(raw[:, 3:].clamp(-MASK_LOGIT_MAX, MASK_LOGIT_MAX))
+            return mask * torch.sigmoid(raw[:, :3]) + (1 - mask) * prev.float()
+        return raw
 
-    def to_image(self, raw: torch.Tensor) -> torch.Tensor:
+    def to_image(self, raw: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
         """Every frame that leaves the model (fed back, shown, scored) lies in [0, 1]."""
-        raw = raw.float()
-        return torch.sigmoid(raw) if self.output == "sigmoid" else raw.clamp(0.0, 1.0)
+        return self.fit_output(raw, prev).clamp(0.0, 1.0)
 
     def latent_shape(self, frames: torch.Tensor) -> tuple[int, int, int, int]:
         return (frames.shape[0], self.N_dim, frames.shape[-2], frames.shape[-1])

@@ -87,7 +87,9 @@ def rollout(model: VideoCVAE, first_frames: torch.Tensor, labels: torch.Tensor, 
                 if draws > 1:
                     label_feat = label_feat.repeat_interleave(draws, dim=0)
                     prev_feat = prev_feat.repeat_interleave(draws, dim=0)
-                frame = model.to_image(model.decode(prev_feat, label_feat, z))
+                if draws > 1:
+                    prev = prev.repeat_interleave(draws, dim=0)
+                frame = model.to_image(model.decode(prev_feat, label_feat, z), prev)
                 if draws > 1:
                     candidates = frame.unflatten(0, (seqs, draws))
                     frame = candidates.mean(dim=1) if z_mode == "mean" else closest_to_truth(candidates, truth[:, t])

@@ -45,13 +45,14 @@ def clip_loss(model: VideoCVAE, frames: torch.Tensor, labels: torch.Tensor, teac
     if teacher_forced:
         prev_feat = frame_feat[:, :-1].flatten(0, 1)
         raw = model.decode(prev_feat, label_feat, z)
-        pred = model.fit_output(raw).unflatten(0, (batch, steps))
+        pred = model.fit_output(raw, frames[:, :-1].flatten(0, 1)).unflatten(0, (batch, steps))
         if model.learned_prior:
             prior = model.prior(prev_feat, label_feat)
     else:
         label_feat = label_feat.unflatten(0, (batch, steps))
         z = z.unflatten(0, (batch, steps))
         prev_feat = frame_feat[:, 0]
+        prev = frames[:, 0]
         outputs, prior_mus, prior_logvars = [], [], []
         for t in range(steps):
             if model.learned_prior:
@@ -59,11 +60,12 @@ def clip_loss(model: VideoCVAE, frames: torch.Tensor, labels: torch.Tensor, teac
                 prior_mus.append(mu_p)
                 prior_logvars.append(logvar_p)
             raw = model.decode(prev_feat, label_feat[:, t], z[:, t])
-            outputs.append(model.fit_output(raw))
+            outputs.append(model.fit_output(raw, prev))
             if t + 1 < steps:
                 # The prediction is fed back as an image, detached: the template does
                 # not backpropagate through the chain of predictions.
-                prev_feat = model.encode_frames(model.to_image(raw).detach())
+                prev = model.to_image(raw, prev).detach()
+                prev_feat = model.encode_frames(prev)
         pred = torch.stack(outputs, dim=1)
         if model.learned_prior:
             prior = (torch.stack(prior_mus, dim=1).flatten(0, 1), torch.stack(prior_logvars, dim=1).flatten(0, 1))

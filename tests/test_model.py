@@ -102,18 +102,48 @@ def test_shapes_through_every_path():
     assert frame_feat.shape == (3, 16, 32, 64) and label_feat.shape == (3, 8, 32, 64)
     mu, logvar = model.posterior(frame_feat, label_feat)
     assert mu.shape == logvar.shape == (3, 4, 32, 64)
-    image = model.to_image(model.decode(frame_feat, label_feat, mu))
+    image = model.to_image(model.decode(frame_feat, label_feat, mu), frames)
     assert image.shape == (3, 3, 32, 64) and image.min() >= 0 and image.max() <= 1
 
 
 def test_output_mapping():
     raw = torch.tensor([-2.0, 0.5, 3.0])
+    prev = torch.tensor([0.2, 0.2, 0.2])  # clamp and sigmoid ignore the previous frame
     clamp, sigmoid = VideoCVAE(16, 8, 4, 16), VideoCVAE(16, 8, 4, 16, output="sigmoid")
-    assert clamp.to_image(raw).tolist() == [0.0, 0.5, 1.0]
-    assert torch.equal(clamp.fit_output(raw), raw)  # the loss sees the raw output, as in the template
-    assert torch.allclose(sigmoid.to_image(raw), torch.sigmoid(raw))
+    assert clamp.to_image(raw, prev).tolist() == [0.0, 0.5, 1.0]
+    assert torch.equal(clamp.fit_output(raw, prev), raw)  # the loss sees the raw output, as in the template
+    assert torch.allclose(sigmoid.to_image(raw, prev), torch.sigmoid(raw))
     with pytest.raises(ValueError, match="output"):
         VideoCVAE(output="tanh")
+
+
+def test_composite_output_blends_the_previous_frame_by_a_predicted_mask():
+    """output="composite": frame = m * sigmoid(rgb) + (1 - m) * previous frame, m = sigmoid(4th channel)."""
+    torch.manual_seed(0)
+    model = VideoCVAE(16, 8, 4, 16, output="composite")
+    assert model.Generator[-1].out_channels == 4
+    prev = torch.rand(2, 3, 4, 4)
+    rgb = torch.randn(2, 3, 4, 4)
+    keep = torch.cat([rgb, torch.full((2, 1, 4, 4), -40.0)], dim=1)   # mask 0: the previous frame
+    paint = torch.cat([rgb, torch.full((2, 1, 4, 4), 40.0)], dim=1)   # mask 1: the painted frame
+    half = torch.cat([rgb, torch.zeros(2, 1, 4, 4)], dim=1)
+    torch.testing.assert_close(model.to_image(keep, prev), prev, rtol=0, atol=1e-3)
+    torch.testing.assert_close(model.to_image(paint, prev), torch.sigmoid(rgb), rtol=0, atol=1e-3)
+    torch.testing.assert_close(model.fit_output(half, prev), 0.5 * torch.sigmoid(rgb) + 0.5 * prev)
+    # Past the logit clamp nothing asks for a more certain mask (unbounded logits overflowed
+    # the gated blocks to NaN in training).
+    keep.requires_grad_(True)
+    (model.fit_output(keep, prev) - torch.rand(2, 3, 4, 4)).pow(2).sum().backward()
+    assert keep.grad[:, 3].abs().max() == 0 and keep.grad[:, :3].abs().max() > 0
+    # Untrained, the mask starts near sigmoid(MASK_BIAS): the model mostly keeps its previous
+    # frame, much closer to it than the template's output is.
+    frames, labels = torch.rand(2, 3, 32, 64), torch.rand(2, 3, 32, 64)
+    z = torch.randn(2, 4, 32, 64)
+    out = model.to_image(model.decode(model.encode_frames(frames), model.encode_labels(labels), z), frames)
+    template = VideoCVAE(16, 8, 4, 16)
+    out_template = template.to_image(template.decode(template.encode_frames(frames), template.encode_labels(labels), z),
+                                      frames)
+    assert (out - frames).abs().mean() < 0.25 * (out_template - frames).abs().mean()
 
 
 def test_logvar_is_clamped():
@@ -168,12 +198,13 @@ def test_identity_init_starts_as_repeat_the_previous_frame(sizes):
     prev = torch.rand(2, 3, 32, 64)
     labels, z = torch.rand(2, 3, 32, 64), torch.randn(2, sizes[2], 32, 64)
     prev_feat, label_feat = model.encode_frames(prev), model.encode_labels(labels)
-    out = model.to_image(model.decode(prev_feat, label_feat, z))
+    out = model.to_image(model.decode(prev_feat, label_feat, z), prev)
     torch.testing.assert_close(out, prev, rtol=0, atol=1e-6)
     mu, logvar = model.posterior(prev_feat, label_feat)
     assert mu.abs().max() == 0 and logvar.abs().max() == 0
     # The default init does not copy: the frame is lost on the way through.
-    assert (template.to_image(template.decode(template.encode_frames(prev), label_feat, z)) - prev).abs().mean() > 0.1
+    assert (template.to_image(template.decode(template.encode_frames(prev), label_feat, z), prev)
+            - prev).abs().mean() > 0.1
     # Training moves away from the identity: a few optimiser steps towards a target that
     # differs from the previous frame, and every parameter gets a gradient (the zeroed
     # convolutions pass gradients on once they have moved).
@@ -182,7 +213,7 @@ def test_identity_init_starts_as_repeat_the_previous_frame(sizes):
         optimizer.zero_grad()
         mu, logvar = model.posterior(model.encode_frames(prev), model.encode_labels(labels))
         raw = model.decode(model.encode_frames(prev), model.encode_labels(labels), reparameterize(mu, logvar))
-        ((model.fit_output(raw) - prev.flip(-1)) ** 2).mean().add(kl_to_standard_normal(mu, logvar, 2)).backward()
+        ((model.fit_output(raw, prev) - prev.flip(-1)) ** 2).mean().add(kl_to_standard_normal(mu, logvar, 2)).backward()
         optimizer.step()
     moved = [name for name, p in model.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
     assert not moved, f"parameters that got no gradient: {moved}"
@@ -269,7 +300,7 @@ def test_identity_init_starts_the_learned_prior_at_the_standard_normal():
         mu_p, logvar_p = model.prior(prev_feat, label_feat)
         raw = model.decode(prev_feat, label_feat, reparameterize(mu, logvar))
         kl = kl_between_gaussians(mu, logvar, mu_p, logvar_p, 2)
-        ((model.fit_output(raw) - frame) ** 2).mean().add(kl).backward()
+        ((model.fit_output(raw, prev) - frame) ** 2).mean().add(kl).backward()
         optimizer.step()
     still = [name for name, p in model.Prior_Predictor.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
     assert not still, f"prior parameters that got no gradient: {still}"
@@ -279,7 +310,7 @@ def one_step(model, first, labels, eps):
     """The first generated frame, by hand: z = mu_p + sigma_p * eps from the previous frame and label."""
     prev_feat, label_feat = model.encode_frames(first), model.encode_labels(labels[:, 1])
     mu_p, logvar_p = model.prior(prev_feat, label_feat)
-    return model.to_image(model.decode(prev_feat, label_feat, mu_p + eps * torch.exp(0.5 * logvar_p)))
+    return model.to_image(model.decode(prev_feat, label_feat, mu_p + eps * torch.exp(0.5 * logvar_p)), first)
 
 
 @pytest.mark.usefixtures("one_thread")
