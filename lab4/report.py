@@ -264,8 +264,8 @@ class ReportBook:
         reference, runs = self.strategy_reference, self.strategy_runs
         fig = figures.fig_training_strategies(self.strategy_seeds(), reference, self.base_labels,
                                               title="7. Other training strategies: final validation PSNR over seeds")
-        caption = ("Each training strategy, changed alone from the reference setting "
-                   f"({self.base_labels.get(reference, reference)}, red), at the same budget: every seed's final "
+        caption = ("Each training strategy, changed from the reference setting (alone, or combined as the plan "
+                   f"says; {self.base_labels.get(reference, reference)}, red), at the same budget: every seed's final "
                    "validation PSNR (grey dots), their mean with its 95 % Student-t interval (bar), the reference's "
                    "interval (grey band), the repeat-first-frame baseline (dashed). " + self.strategy_verdict() + " "
                    + self.seeds_text() + " " + self.val_measure() + " " + self.what_ran(runs))

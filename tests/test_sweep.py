@@ -366,7 +366,7 @@ def test_two_sweeps_never_share_a_folder(tmp_path):
     sweep._lock(tmp_path).close()  # free again
 
 
-def test_strategies_plan_changes_one_thing_per_run():
+def test_strategies_plan_changes_only_each_runs_settings():
     plan = load_plan("strategies")
     assert plan.profile == "quick" and {r.seed for r in plan.runs} == {0, 1, 2}
     reference = next(r for r in plan.runs if r.base == "quick").config.to_dict()
@@ -374,3 +374,21 @@ def test_strategies_plan_changes_one_thing_per_run():
         changed = {k for k, v in run.config.to_dict().items() if v != reference[k] and k != "seed"}
         assert changed == set(run.settings) - {"seed"}, run.name
     assert {"learned", "fixed"} == {r.config.prior for r in plan.runs}
+
+
+def test_best_profile_is_quick_plus_a_measured_candidate_of_the_strategies_plan():
+    from lab4.config import BEST_CHANGES, make_config
+
+    plan = load_plan("strategies")
+    winner = [r for r in plan.runs if {k: v for k, v in r.settings.items() if k != "seed"} == BEST_CHANGES]
+    assert {r.seed for r in winner} == {0, 1, 2}  # the profile stands on three seeds of the plan
+    for run in winner:
+        best = make_config("best", {"seed": run.seed, "data_root": run.config.data_root})
+        assert best.to_dict() == run.config.to_dict()
+    # The full-size variant: the template's sizes and budget with best's choices of method.
+    lab, best, best_lab = make_config("lab"), make_config("best"), make_config("best-lab")
+    budget = {"F_dim", "L_dim", "N_dim", "D_out_dim", "batch_size", "train_vi_len", "partial", "num_epoch",
+              "lr", "tfr_sde", "tfr_d_step", "tf_granularity", "kl_anneal_cycle", "per_save", "val_every",
+              "log_every"}
+    for name, value in best_lab.to_dict().items():
+        assert value == (getattr(lab, name) if name in budget else getattr(best, name)), name
