@@ -9,6 +9,7 @@ column), per-iteration rows (iter_log.csv + `run`), per-frame validation rows
 
 from __future__ import annotations
 
+import textwrap
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -532,12 +533,22 @@ def fig_training_strategies(per_seed: pd.DataFrame, reference: str, labels: Mapp
             err = None if row["n"] < 2 else [[row["half_width"]], [row["half_width"]]]
             ax.errorbar(row["mean"], y, xerr=err, fmt="D", ms=6, capsize=4,
                         color="C3" if name == reference else "C0")
+        shown = list(per_seed[column].dropna())
+        if reference in stats.index and stats.loc[reference, "n"] > 1:
+            shown += [stats.loc[reference, "low"], stats.loc[reference, "high"]]
         if baseline_column in per_seed and per_seed[baseline_column].notna().any():
-            ax.axvline(float(per_seed[baseline_column].mean()), label=BASELINE_LABEL, **BASELINE_STYLE)
+            baseline = float(per_seed[baseline_column].mean())
+            ax.axvline(baseline, label=BASELINE_LABEL, **BASELINE_STYLE)
+            shown.append(baseline)
+        # The axis spans the seeds, the reference's band and the baseline: a candidate with two
+        # far-apart seeds has a t-interval tens of dB wide, which would squash every other row.
+        pad = 0.08 * (max(shown) - min(shown)) or 0.5
+        ax.set_xlim(min(shown) - pad, max(shown) + pad)
         ax.set_xlabel(xlabel)
     n_text = {name: int((per_seed["base"] == name).sum()) for name in order}
-    axes[0].set_yticks(range(len(order)), [f"{_label(n, labels)} (n={n_text[n]})" for n in order])
-    axes[0].legend(fontsize=8, loc="lower right")
+    axes[0].set_yticks(range(len(order)), [textwrap.fill(f"{_label(n, labels)} (n={n_text[n]})", 48)
+                                           for n in order])
+    fig.legend(*axes[0].get_legend_handles_labels(), fontsize=8, loc="outside lower center", ncols=2)
     fig.suptitle(title)
     return fig
 

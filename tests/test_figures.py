@@ -178,8 +178,19 @@ def test_training_strategies_show_each_seed_and_the_interval():
     assert [t.get_text() for t in ax.get_yticklabels()] == ["cyc (n=3)", "mono (n=3)", "KL None (n=3)"]
     dots = [line for line in ax.get_lines() if line.get_marker() == "o"]
     assert sorted(np.round(np.concatenate([d.get_xdata() for d in dots]), 6)) == sorted(np.round(runs["final_val_psnr"], 6))
-    assert any("95% CI" in t.get_text() for t in ax.get_legend().get_texts())
+    assert any("95% CI" in t.get_text() for t in fig.legends[0].get_texts())
     assert len(fig.axes) == 2  # PSNR and SSIM
+
+
+def test_training_strategies_axis_is_not_stretched_by_a_two_seed_interval():
+    runs = strategy_runs()
+    wild = pd.DataFrame([{"base": "wild", "seed": s, "final_val_psnr": v, "baseline_psnr": 22.0,
+                          "val_ssim_mean": 0.7, "baseline_ssim_mean": 0.75} for s, v in ((0, 16.0), (1, 23.0))])
+    runs = pd.concat([runs, wild], ignore_index=True)
+    fig = figures.fig_training_strategies(runs, "cyc")
+    low, high = fig.axes[0].get_xlim()
+    values = runs["final_val_psnr"]
+    assert values.min() - 2 < low <= values.min() and values.max() <= high < values.max() + 2  # t(1) interval: +-44 dB
 
 
 def test_z_strategies_figure_labels_the_oracle():
