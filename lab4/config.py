@@ -163,9 +163,9 @@ PROFILES: dict[str, dict[str, Any]] = {
     "quick": QUICK,
     # quick plus the strategies plan's winner (README, "Other training strategies").
     "best": {**QUICK, **BEST_CHANGES},
-    # best's choices at the template's sizes and budget, for a GPU (not measured: no GPU here).
-    "best-lab": {"output": "sigmoid", "lr_schedule": "cosine", "clip_mode": "random",
-                 "kl_anneal_step": "iteration", **BEST_CHANGES},
+    # best's choices of method at the template's sizes and budget, for a GPU (not measured: no GPU here).
+    "best-lab": {**{name: QUICK[name] for name in ("output", "lr_schedule", "clip_mode", "kl_anneal_step")},
+                 **BEST_CHANGES},
     # Tiny and fast, for tests and for checking a set-up end to end.
     "smoke": {
         "data_root": "data/tiny",
