@@ -612,8 +612,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bench", help="time the project's training step and rollouts against the naive loop",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from lab4.cli import TORCH_COMMANDS
+
+    p = sub.add_parser("bench", help=TORCH_COMMANDS["bench"][1], description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", default="lab", choices=list(PROFILES),
                    help="model sizes of this profile: lab (template, default), quick (CPU), smoke (tests)")
     p.add_argument("--batch", type=int, default=2, help="clips per training step (default 2, the template's)")

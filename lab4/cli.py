@@ -139,21 +139,43 @@ def parser() -> argparse.ArgumentParser:
     # --- more commands: each module registers its own subcommands here ---
     from lab4.sweep import add_commands as add_sweep_commands  # sweep, report
     add_sweep_commands(sub)
-    from lab4.bench import add_commands as add_bench_commands
-    add_bench_commands(sub)
-    from lab4.strategies import add_commands as add_strategies_commands  # strategies
-    add_strategies_commands(sub)
+    for name, (_, text) in TORCH_COMMANDS.items():
+        sub.add_parser(name, help=text)  # a placeholder: main() hands these to their module's parser
+    return top
+
+
+# Commands whose modules import torch when loaded: listed by `--help` without loading them,
+# parsed by the parser their module builds once one of them is run.
+TORCH_COMMANDS: dict[str, tuple[str, str]] = {
+    "bench": ("lab4.bench", "time the project's training step and rollouts against the naive loop"),
+    "strategies": ("lab4.strategies", "compare the z strategies (prior, zero, mean, best_of oracle) of a trained "
+                                      "run on the val video or the test ground truth"),
+}
+
+
+def torch_command_parser(name: str) -> argparse.ArgumentParser:
+    import importlib
+
+    top = argparse.ArgumentParser(prog="python -m lab4", description=__doc__)
+    importlib.import_module(TORCH_COMMANDS[name][0]).add_commands(top.add_subparsers(dest="command", required=True))
     return top
 
 
 def main(argv: list[str] | None = None) -> int:
-    from lab4.train import TrainingDiverged
-
-    args = parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # `python -m lab4 --help` and the light commands never load torch (a few seconds each time).
+    top = torch_command_parser(argv[0]) if argv and argv[0] in TORCH_COMMANDS else parser()
+    args = top.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, FileExistsError, TrainingDiverged) as exc:
+    except (ValueError, FileNotFoundError, FileExistsError) as exc:
         # Expected user errors get one line, not a traceback.
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:
+        train = sys.modules.get("lab4.train")  # a run that diverged has loaded it
+        if train is None or not isinstance(exc, train.TrainingDiverged):
+            raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -17,6 +17,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "output": ("clamp", "sigmoid", "composite"),
     "init": ("template", "identity"),
     "prior": ("fixed", "learned"),
+    "reference": ("previous", "first"),
     "optimizer": ("adam", "adamw"),
     "lr_schedule": ("multistep", "cosine", "constant"),
     "clip_mode": ("chunks", "random"),
@@ -51,6 +52,9 @@ class Config:
     output: str = "clamp"           # "clamp" (template), "sigmoid", or "composite" (masked blend with the previous frame)
     init: str = "template"          # PyTorch's default (template) or "identity": start as repeat-the-previous-frame
     prior: str = "fixed"            # p(z): N(0, I) (template) or "learned": p(z_t | x_{t-1}, p_t) from a Gaussian_Predictor
+    reference: str = "previous"     # the frame each step is conditioned on: the previous one (template) or the first
+    paint_weight: float = 0.0       # composite only: weight of an extra MSE on the painted frame before the blend
+    mask_weight: float = 0.0        # composite only: weight of a cross-entropy telling the mask where the frame changed
 
     # --- optimisation ---
     batch_size: int = 2
@@ -112,6 +116,13 @@ class Config:
             raise ValueError(f"config field tfr={self.tfr!r}: expected a ratio in [0, 1]")
         if self.warmup_iters < 0:
             raise ValueError(f"config field warmup_iters={self.warmup_iters!r}: expected 0 (off) or more iterations")
+        for name in ("paint_weight", "mask_weight"):
+            weight = getattr(self, name)
+            if weight < 0:
+                raise ValueError(f"config field {name}={weight!r}: expected 0 (off) or a positive weight")
+            if weight > 0 and self.output != "composite":
+                raise ValueError(f"config field {name}={weight!r} needs output='composite' (got "
+                                 f"output={self.output!r}): only the composite output paints and masks")
         if self.lr <= 0:
             raise ValueError(f"config field lr={self.lr!r}: expected a positive learning rate")
         for name in ("F_dim", "D_out_dim"):

@@ -19,10 +19,15 @@ FFN_SLOPE = 0.1
 # output="composite": the mask logit's starting bias. sigmoid(-3) = 0.047, so the untrained
 # model mostly keeps its previous frame and learns where to paint.
 MASK_BIAS = -3.0
-# The mask's logit is clamped to +-MASK_LOGIT_MAX before the sigmoid. Without a bound the loss
-# keeps rewarding a more certain "keep" on the static background, the logits grow without
-# end, and the gated feed-forward blocks (which multiply activations) overflow to NaN within a
-# few hundred updates. Outside the clamp no gradient asks for more; sigmoid(-8) = 3e-4.
+# The mask's logit is bounded softly to +-MASK_LOGIT_MAX (MASK_LOGIT_MAX * tanh(raw / MASK_LOGIT_MAX))
+# before the sigmoid. Without a bound the loss keeps rewarding a more certain "keep" on the
+# static background, the logits grow without end, and the gated feed-forward blocks (which
+# multiply activations) overflow to NaN within a few hundred updates. A hard clamp stops that
+# but kills the mask: early on, when the painted frame is still grey, every pixel asks for
+# "keep", the logits cross the clamp, no gradient passes back, and the model stays the
+# repeat-the-previous-frame baseline for good (what the strategies plan's composite runs did).
+# Near the bound the tanh's gradient fades, so the push for more certainty fades too, but
+# it never reaches zero. sigmoid(-8) = 3e-4.
 MASK_LOGIT_MAX = 8.0
 # Clamp on logvar before exp(): a stray large logvar would overflow exp() in fp16 and
 # blow up the KL; [-30, 20] leaves every reasonable variance untouched.
@@ -32,6 +37,13 @@ LOGVAR_MIN, LOGVAR_MAX = -30.0, 20.0
 # How the generator's output becomes a frame: "clamp" (the template), "sigmoid", or
 # "composite" (a painted frame blended into the previous one by a predicted mask).
 OUTPUTS = ("clamp", "sigmoid", "composite")
+
+
+# The frame each step is conditioned on: "previous", the template's autoregressive chain (the
+# prediction of step t-1, fed back), or "first", the sequence's first frame at every step. With
+# "first" no prediction is fed back, so an error at one step cannot carry on into the next, and
+# every step of a clip or rollout can run in one batched call; the modules are the template's.
+REFERENCES = ("previous", "first")
 
 
 def conv3x3(in_ch: int, out_ch: int) -> nn.Conv2d:
@@ -257,8 +269,13 @@ class VideoCVAE(nn.Module):
     """
 
     def __init__(self, F_dim: int = 128, L_dim: int = 32, N_dim: int = 12, D_out_dim: int = 192,
-                 output: str = "clamp", init: str = "template", prior: str = "fixed"):
+                 output: str = "clamp", init: str = "template", prior: str = "fixed", reference: str = "previous"):
         super().__init__()
+        if reference not in REFERENCES:
+            raise ValueError(f"reference must be one of {', '.join(map(repr, REFERENCES))}, got {reference!r}")
+        # Which frame the decoder fuses (and the composite blends with); a property of the data
+        # flow, not of the weights. See REFERENCES.
+        self.reference = reference
         if output not in OUTPUTS:
             raise ValueError(f"output must be one of {', '.join(map(repr, OUTPUTS))}, got {output!r}")
         if init not in ("template", "identity"):
@@ -283,6 +300,9 @@ class VideoCVAE(nn.Module):
             # given seed whichever the prior; with "fixed" the module list (and state_dict)
             # is the template's.
             self.Prior_Predictor = Gaussian_Predictor(F_dim + L_dim, N_dim)
+        # With init="identity" the composite's painted frame is the raw output, as `clamp` maps
+        # it, so that the untrained painter is exactly the previous frame; otherwise a sigmoid.
+        self.paint_linear = init == "identity"
         if init == "identity":
             init_identity(self)
         if output == "composite":
@@ -325,9 +345,22 @@ class VideoCVAE(nn.Module):
             # Pixels the mask leaves alone are copied from the previous frame exactly, so a
             # static background cannot drift over a long rollout; where it paints, an error
             # is blended away again in later steps instead of being copied on for ever.
-            mask = torch.sigmoid(raw[:, 3:].clamp(-MASK_LOGIT_MAX, MASK_LOGIT_MAX))
-            return mask * torch.sigmoid(raw[:, :3]) + (1 - mask) * prev.float()
+            mask = torch.sigmoid(self.mask_logit(raw))
+            return mask * self.painted(raw) + (1 - mask) * prev.float()
         return raw
+
+    def mask_logit(self, raw: torch.Tensor) -> torch.Tensor:
+        """output="composite": the logit of the blend mask (1: paint, 0: keep), bounded softly to +-MASK_LOGIT_MAX."""
+        if self.output != "composite":
+            raise RuntimeError(f"output={self.output!r}: only the composite output has a mask")
+        return MASK_LOGIT_MAX * torch.tanh(raw[:, 3:].float() / MASK_LOGIT_MAX)
+
+    def painted(self, raw: torch.Tensor) -> torch.Tensor:
+        """output="composite": the painted frame in [0, 1], before the mask blends it with the previous one."""
+        if self.output != "composite":
+            raise RuntimeError(f"output={self.output!r}: only the composite output paints a frame to blend")
+        rgb = raw[:, :3].float()
+        return rgb if self.paint_linear else torch.sigmoid(rgb)
 
     def to_image(self, raw: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
         """Every frame that leaves the model (fed back, shown, scored) lies in [0, 1]."""

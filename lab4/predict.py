@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from lab4.checkpoint import load_checkpoint
 from lab4.config import Config
 from lab4.device import autocast_dtype, resolve_device, to_float_images
 from lab4.gif import side_by_side, write_gif
-from lab4.io import atomic_write_text
+from lab4.io import atomic_write_text, strict_json
 from lab4.model import VideoCVAE
 from lab4.rollout import rollout
 from lab4.run import RunPaths
@@ -79,8 +78,8 @@ def predict_test(run_dir: Path, which: str = "best", z_mode: str | None = None, 
         score = submission.score(frames, test.truth, scored)
         baseline = submission.score(submission.baseline_predictions(test.truth[:, 0], test.truth.shape[1]),
                                     test.truth, scored)
-        atomic_write_text(out / "score.json", json.dumps(
+        atomic_write_text(out / "score.json", strict_json(
             {"z_mode": z_mode, "checkpoint": which, "data": str(root),
              "scored_frames": [scored.start, scored.stop - 1],
-             "model": score.__dict__, "repeat_first_frame_baseline": baseline.__dict__}, indent=2) + "\n")
+             "model": score.__dict__, "repeat_first_frame_baseline": baseline.__dict__}))
     return Prediction(out_dir=out, frames=frames, score=score, baseline=baseline, scored_frames=scored)

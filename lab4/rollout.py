@@ -1,7 +1,8 @@
 """Autoregressive generation from the prior: the validation and test rollouts.
 
 Given first frames and the labels of every step, each prediction becomes the previous
-frame of the next step. All sequences roll out together as one batch, label features
+frame of the next step (with a model conditioned on the first frame, reference="first", the
+first frame stays the conditioning frame of every step). All sequences roll out together as one batch, label features
 are computed in a few large calls, and nothing leaves the device inside the loop.
 
 The prior is N(0, I) (the template) or, for a model with a learned prior, the Gaussian
@@ -74,26 +75,30 @@ def rollout(model: VideoCVAE, first_frames: torch.Tensor, labels: torch.Tensor, 
     draws = samples if z_mode in MULTI_SAMPLE_Z_MODES else 1
     out = torch.empty((seqs, length) + tuple(first_frames.shape[1:]), device=device)
     out[:, 0] = first_frames
+    # The conditioning frame: the previous prediction, or with reference="first" the first frame at every step.
     prev = first_frames
+    fed_back = model.reference == "previous"
     with autocast(device, dtype):
+        first_feat = None if fed_back else model.encode_frames(first_frames)
         for start in range(1, length, LABEL_CHUNK):
             stop = min(start + LABEL_CHUNK, length)
             chunk = model.encode_labels(labels[:, start:stop].flatten(0, 1))
             chunk = chunk.unflatten(0, (seqs, stop - start))
             for t in range(start, stop):
                 label_feat = chunk[:, t - start]
-                prev_feat = model.encode_frames(prev)
+                prev_feat = model.encode_frames(prev) if fed_back else first_feat
                 z = draw_z(model, prev_feat, label_feat, z_mode, draws, generator)
+                cond = prev
                 if draws > 1:
                     label_feat = label_feat.repeat_interleave(draws, dim=0)
                     prev_feat = prev_feat.repeat_interleave(draws, dim=0)
-                if draws > 1:
-                    prev = prev.repeat_interleave(draws, dim=0)
-                frame = model.to_image(model.decode(prev_feat, label_feat, z), prev)
+                    cond = prev.repeat_interleave(draws, dim=0)
+                frame = model.to_image(model.decode(prev_feat, label_feat, z), cond)
                 if draws > 1:
                     candidates = frame.unflatten(0, (seqs, draws))
                     frame = candidates.mean(dim=1) if z_mode == "mean" else closest_to_truth(candidates, truth[:, t])
                 out[:, t] = frame
-                prev = frame
+                if fed_back:
+                    prev = frame
     model.train(was_training)
     return out

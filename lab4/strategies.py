@@ -153,8 +153,9 @@ def cmd_strategies(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("strategies", help="compare the z strategies (prior, zero, mean, best_of oracle) "
-                                          "of a trained run on the val video or the test ground truth")
+    from lab4.cli import TORCH_COMMANDS
+
+    p = sub.add_parser("strategies", help=TORCH_COMMANDS["strategies"][1])
     p.add_argument("run_dir", help="a run folder made by `lab4 train`")
     p.add_argument("--checkpoint", default="best", help="best (default), last, an epoch number, or a path")
     p.add_argument("--samples", type=int, default=8, help="z decoded per step by mean and best_of (default 8)")

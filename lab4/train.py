@@ -53,7 +53,7 @@ class TrainResult:
 
 def build_model(cfg: Config) -> VideoCVAE:
     model = VideoCVAE(cfg.F_dim, cfg.L_dim, cfg.N_dim, cfg.D_out_dim, output=cfg.output, init=cfg.init,
-                      prior=cfg.prior)
+                      prior=cfg.prior, reference=cfg.reference)
     if cfg.channels_last:
         # Inputs may stay NCHW: each convolution follows its weights' layout.
         model = model.to(memory_format=torch.channels_last)
@@ -150,7 +150,7 @@ def _train(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     model = build_model(cfg).to(device)
-    step_module: torch.nn.Module = ClipLossModule(model)
+    step_module: torch.nn.Module = ClipLossModule(model, cfg.paint_weight, cfg.mask_weight)
     if ranks.active:
         # DDP starts every rank from rank 0's weights; the noise then differs per rank.
         step_module = torch.nn.parallel.DistributedDataParallel(

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from lab4.model import (ConvFFN, DepthConv, DepthConvBlock, Gaussian_Predictor, Label_Encoder, ResidualBlock,
+from lab4.model import (MASK_LOGIT_MAX, ConvFFN, DepthConv, DepthConvBlock, Gaussian_Predictor, Label_Encoder, ResidualBlock,
                         RGB_Encoder, VideoCVAE, kl_between_gaussians, kl_to_standard_normal, reparameterize)
 from lab4.rollout import rollout
 
@@ -130,11 +130,18 @@ def test_composite_output_blends_the_previous_frame_by_a_predicted_mask():
     torch.testing.assert_close(model.to_image(keep, prev), prev, rtol=0, atol=1e-3)
     torch.testing.assert_close(model.to_image(paint, prev), torch.sigmoid(rgb), rtol=0, atol=1e-3)
     torch.testing.assert_close(model.fit_output(half, prev), 0.5 * torch.sigmoid(rgb) + 0.5 * prev)
-    # Past the logit clamp nothing asks for a more certain mask (unbounded logits overflowed
-    # the gated blocks to NaN in training).
-    keep.requires_grad_(True)
-    (model.fit_output(keep, prev) - torch.rand(2, 3, 4, 4)).pow(2).sum().backward()
-    assert keep.grad[:, 3].abs().max() == 0 and keep.grad[:, :3].abs().max() > 0
+    # The mask's logit is bounded (unbounded logits overflowed the gated blocks to NaN in
+    # training): however far the raw logit goes, the mask stays at least sigmoid(-8)...
+    far = torch.cat([rgb, torch.full((2, 1, 4, 4), -1e4)], dim=1)
+    blended = model.fit_output(far, prev)
+    expected = torch.sigmoid(torch.tensor(-MASK_LOGIT_MAX))
+    torch.testing.assert_close(blended, expected * torch.sigmoid(rgb) + (1 - expected) * prev)
+    # ...but softly: past the bound a gradient still reaches the mask, so a mask that closed
+    # early (a hard clamp killed it for good) can open again where painting pays.
+    beyond = torch.cat([rgb, torch.full((2, 1, 4, 4), -1.5 * MASK_LOGIT_MAX)], dim=1).requires_grad_(True)
+    target = torch.sigmoid(rgb)  # the painted frame is exactly right: more paint would help
+    (model.fit_output(beyond, prev) - target).pow(2).sum().backward()
+    assert (beyond.grad[:, 3] < 0).all() and beyond.grad[:, :3].abs().max() > 0
     # Untrained, the mask starts near sigmoid(MASK_BIAS): the model mostly keeps its previous
     # frame, much closer to it than the template's output is.
     frames, labels = torch.rand(2, 3, 32, 64), torch.rand(2, 3, 32, 64)
@@ -346,3 +353,97 @@ def test_rollout_samples_from_the_learned_prior():
     with torch.no_grad():
         decoded = one_step(model, first.repeat_interleave(3, 0), labels.repeat_interleave(3, 0), eps)
     torch.testing.assert_close(mean[:, 1], decoded.unflatten(0, (2, 3)).mean(dim=1))
+
+
+@pytest.mark.parametrize("teacher_forced", [True, False])
+def test_paint_and_mask_weights_add_their_terms_and_train_the_painter_behind_a_closed_mask(teacher_forced):
+    """Composite only: paint_weight adds steps * MSE(painted frame, target); mask_weight the mask's cross-entropy."""
+    from lab4.config import make_config
+    from lab4.step import CHANGED, clip_loss
+
+    torch.manual_seed(0)
+    model = VideoCVAE(16, 8, 4, 16, output="composite")
+    batch, length = 2, 4
+    frames, labels = torch.rand(batch, length, 3, 32, 64), torch.rand(batch, length, 3, 32, 64)
+    noise = torch.randn(batch * (length - 1), 4, 32, 64)
+    without = clip_loss(model, frames, labels, teacher_forced, 0.5, noise)
+    with_paint = clip_loss(model, frames, labels, teacher_forced, 0.5, noise, paint_weight=2.0)
+    # The reported MSE and KL are the blended frame's, unchanged; only the loss gains the term.
+    torch.testing.assert_close(with_paint.mse, without.mse)
+    torch.testing.assert_close(with_paint.kl, without.kl)
+    extra = with_paint.loss - without.loss
+    assert extra > 0
+    if teacher_forced:
+        # By hand: every step decodes from the true previous frame, so the painted frames are one call.
+        frame_feat = model.encode_frames(frames.flatten(0, 1)).unflatten(0, (batch, length))
+        label_feat = model.encode_labels(labels[:, 1:].flatten(0, 1))
+        mu, logvar = model.posterior(frame_feat[:, 1:].flatten(0, 1), label_feat)
+        raw = model.decode(frame_feat[:, :-1].flatten(0, 1), label_feat, reparameterize(mu, logvar, noise))
+        painted = torch.sigmoid(raw[:, :3]).unflatten(0, (batch, length - 1))
+        # (extra is a difference of two losses that hold a large KL: float32 rounding at ~1e-5)
+        torch.testing.assert_close(extra, 2.0 * (length - 1) * (painted - frames[:, 1:]).pow(2).mean(),
+                                   rtol=1e-4, atol=1e-4)
+        # mask_weight: the cross-entropy of the mask against where the target moved from the
+        # conditioning frame by more than CHANGED in some channel.
+        with_mask = clip_loss(model, frames, labels, teacher_forced, 0.5, noise, mask_weight=3.0)
+        changed = ((frames[:, 1:] - frames[:, :-1]).abs().amax(dim=2, keepdim=True) > CHANGED).float()
+        logit = (MASK_LOGIT_MAX * torch.tanh(raw[:, 3:] / MASK_LOGIT_MAX)).unflatten(0, (batch, length - 1))
+        bce = -(changed * torch.nn.functional.logsigmoid(logit)
+                + (1 - changed) * torch.nn.functional.logsigmoid(-logit)).mean()
+        torch.testing.assert_close(with_mask.loss - without.loss, 3.0 * (length - 1) * bce, rtol=1e-4, atol=1e-4)
+
+    # With the mask shut (logit far below the bound) the blend hardly sees the painter; the
+    # paint term still trains it.
+    with torch.no_grad():
+        model.Generator[-1].bias[3:] = -50.0
+    painter = model.Generator[-1].weight
+
+    def painter_grad(paint_weight: float) -> float:
+        model.zero_grad()
+        clip_loss(model, frames, labels, teacher_forced, 0.5, noise, paint_weight=paint_weight).loss.backward()
+        return painter.grad[:3].abs().sum().item()
+
+    assert painter_grad(1.0) > 100 * painter_grad(0.0)
+
+    with pytest.raises(ValueError, match="paint_weight.*composite"):
+        make_config("smoke", {"paint_weight": 1.0, "output": "sigmoid"})
+    with pytest.raises(ValueError, match="paint_weight"):
+        make_config("smoke", {"paint_weight": -1.0, "output": "composite"})
+    with pytest.raises(ValueError, match="mask_weight.*composite"):
+        make_config("smoke", {"mask_weight": 1.0, "output": "clamp"})
+
+
+def test_reference_first_conditions_every_step_on_the_first_frame_in_training_and_rollout():
+    """reference="first": no prediction is fed back; each step decodes from the first frame."""
+    from lab4.step import clip_loss
+
+    torch.manual_seed(0)
+    model = VideoCVAE(16, 8, 4, 16, output="composite", reference="first")
+    batch, length = 2, 5
+    frames, labels = torch.rand(batch, length, 3, 32, 64), torch.rand(batch, length, 3, 32, 64)
+    noise = torch.randn(batch * (length - 1), 4, 32, 64)
+    forced = clip_loss(model, frames, labels, True, 0.5, noise)
+    free = clip_loss(model, frames, labels, False, 0.5, noise)
+    torch.testing.assert_close(forced.loss, free.loss)  # teacher forcing is moot
+    # By hand: every step fuses frame 0's features and blends with frame 0.
+    frame_feat = model.encode_frames(frames.flatten(0, 1)).unflatten(0, (batch, length))
+    label_feat = model.encode_labels(labels[:, 1:].flatten(0, 1))
+    mu, logvar = model.posterior(frame_feat[:, 1:].flatten(0, 1), label_feat)
+    first_feat = frame_feat[:, :1].expand(-1, length - 1, -1, -1, -1).flatten(0, 1)
+    first = frames[:, :1].expand(-1, length - 1, -1, -1, -1).flatten(0, 1)
+    pred = model.fit_output(model.decode(first_feat, label_feat, reparameterize(mu, logvar, noise)), first)
+    torch.testing.assert_close(forced.mse, ((pred - frames[:, 1:].flatten(0, 1)) ** 2).mean() * (length - 1))
+
+    # In a rollout a step depends on its own label and the first frame only: changing the
+    # label of step 2 changes frame 2 and leaves frame 4; the template's chain carries it on.
+    model.eval()
+    changed = labels.clone()
+    changed[:, 2] = torch.rand(batch, 3, 32, 64)
+    for reference, carried_on in (("first", False), ("previous", True)):
+        model.reference = reference
+        a = rollout(model, frames[:, 0], labels, z_mode="zero")
+        b = rollout(model, frames[:, 0], changed, z_mode="zero")
+        assert not torch.equal(a[:, 2], b[:, 2])
+        assert (not torch.equal(a[:, 4], b[:, 4])) == carried_on
+    with pytest.raises(ValueError, match="reference"):
+        VideoCVAE(16, 8, 4, 16, reference="last")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from pathlib import Path
@@ -348,3 +349,15 @@ def test_ssim_covers_frames_1_to_600_and_the_same_sequences_as_psnr():
 def test_score_submission_checks_the_truth_before_reading(tmp_path):
     with pytest.raises(SubmissionError, match="at least 601"):
         sub.score_submission(tmp_path / "missing.csv", _truth(frames=10))
+
+
+def test_strict_json_writes_null_for_nan_so_every_parser_reads_a_score():
+    """score.json: a private half with no sequences (NaN) is null, not Python's non-standard NaN."""
+    from lab4.io import strict_json
+
+    text = strict_json({"private": float("nan"), "per_sequence": [21.5, float("inf")], "overall": 22.0})
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"non-standard JSON constant {constant}")
+
+    assert json.loads(text, parse_constant=refuse) == {"private": None, "per_sequence": [21.5, None], "overall": 22.0}

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -234,3 +236,22 @@ def test_learned_prior_trains_resumes_and_predicts(data_root, tmp_path, monkeypa
     assert zero.shape == (5, 12, 3, 32, 64)
     sampled = predict_test(tmp_path / "cut", z_mode="prior", out_dir=tmp_path / "sampled", gifs=False).frames
     assert not np.array_equal(sampled, zero)
+
+
+def test_cli_help_and_light_commands_do_not_load_torch():
+    """`python -m lab4 --help`, `config` and friends answer at once; bench and strategies still parse."""
+    code = ("import sys\n"
+            "from lab4 import cli\n"
+            "assert cli.main(['config', '--profile', 'smoke']) == 0\n"
+            "try:\n"
+            "    cli.main(['--help'])\n"
+            "except SystemExit as exit:\n"
+            "    assert exit.code == 0\n"
+            "assert 'torch' not in sys.modules, 'torch was loaded'\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "bench" in done.stdout and "strategies" in done.stdout
+    for command in ("bench", "strategies"):
+        done = subprocess.run([sys.executable, "-m", "lab4", command, "--help"], capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 0 and f"python -m lab4 {command}" in done.stdout, done.stderr
