@@ -2,8 +2,9 @@
 
 Given first frames and the labels of every step, each prediction becomes the previous
 frame of the next step (with a model conditioned on the first frame, reference="first", the
-first frame stays the conditioning frame of every step). All sequences roll out together as one batch, label features
-are computed in a few large calls, and nothing leaves the device inside the loop.
+first frame stays the conditioning frame of every step). All sequences roll out together as
+one batch, label features are computed in a few large calls, and nothing leaves the device
+inside the loop.
 
 The prior is N(0, I) (the template) or, for a model with a learned prior, the Gaussian
 p(z_t | x_{t-1}, p_t) it predicts from the previous prediction and the label. z strategies:

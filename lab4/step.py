@@ -24,7 +24,7 @@ CHANGED = 0.05
 
 @dataclass
 class ClipLoss:
-    loss: torch.Tensor   # mse + paint_weight * paint_mse + kl_weight * kl, what backward() runs on
+    loss: torch.Tensor   # mse + kl_weight * kl (+ the composite's paint and mask terms), what backward() runs on
     mse: torch.Tensor    # per-step MSE (mean over batch and pixels), summed over the T-1 steps
     kl: torch.Tensor     # KL summed over latents and steps, divided by the batch size
 

@@ -247,7 +247,8 @@ def marker_matches(run_dir: Path, run: RunSpec) -> bool:
 
     The marker's config is normalised first, so a run finished before a config field (with a
     default) existed still counts as done when its settings are the same; comparing the raw
-    JSON would retrain it for a field it never had.
+    JSON would retrain it for a field it never had. Likewise a run finished in a checkout at
+    another path, on the dataset of the same path inside the project.
     """
     try:
         marker = json.loads((run_dir / RUN_MARKER).read_text())
@@ -256,7 +257,16 @@ def marker_matches(run_dir: Path, run: RunSpec) -> bool:
     if not isinstance(marker, dict):
         return False
     saved = config_as_today(marker.get("config"))
-    return saved is not None and saved == run.config.to_dict()
+    if saved is None:
+        return False
+    now = run.config.to_dict()
+    # The config holds data_root made absolute; a run finished in a checkout at another path (a
+    # clone of a repository with committed results) named the same dataset inside its project.
+    given = (marker.get("row") or {}).get("data_root")
+    if saved["data_root"] != now["data_root"] and isinstance(given, str) and not Path(given).is_absolute() \
+            and resolve(given) == Path(now["data_root"]):
+        saved["data_root"] = now["data_root"]
+    return saved == now
 
 
 def saved_config_differs(run_dir: Path, run: RunSpec) -> bool:

@@ -260,11 +260,11 @@ def test_jobs_get_a_gpu_each_and_never_share_one(tmp_path, monkeypatch):
 
 
 # Config fields added after the first sweeps ran, each with a default that keeps the old behaviour.
-NEWER_FIELDS = ("init", "warmup_iters", "prior")
+NEWER_FIELDS = ("init", "warmup_iters", "prior", "reference", "paint_weight", "mask_weight")
 
 
 def test_a_finished_run_from_before_new_config_fields_is_still_finished(tmp_path, monkeypatch):
-    """A marker saved before `init`, `warmup_iters`, `prior` existed lacks them; read through
+    """A marker saved before `init`, `warmup_iters`, `prior` (and later fields) existed lacks them; read through
     today's Config they take their defaults, so the run counts as finished when its settings
     are the same, and as not finished when a real setting differs."""
     import lab4.sweep as sweep
@@ -392,3 +392,25 @@ def test_best_profile_is_quick_plus_a_measured_candidate_of_the_strategies_plan(
               "log_every"}
     for name, value in best_lab.to_dict().items():
         assert value == (getattr(lab, name) if name in budget else getattr(best, name)), name
+
+
+def test_a_run_finished_in_a_checkout_at_another_path_is_still_finished(tmp_path):
+    """Committed results from a clone elsewhere: the marker's absolute data_root differs, the
+    dataset's path inside the project does not."""
+    import lab4.sweep as sweep
+    from lab4.experiment import resolve
+
+    run = load_plan(write_plan(tmp_path, Path("data/tiny"), "profile: smoke\nruns: [{name: a}]\n")).runs[0]
+    assert Path(run.config.data_root) == resolve("data/tiny")
+    run_dir = tmp_path / run.name
+    run_dir.mkdir()
+
+    def finish(data_root: str, given: str) -> bool:
+        marker = {"run": run.name, "config": {**run.config.to_dict(), "data_root": data_root},
+                  "row": {"data_root": given}}
+        (run_dir / RUN_MARKER).write_text(json.dumps(marker))
+        return sweep.marker_matches(run_dir, run)
+
+    assert finish("/elsewhere/lab4/data/tiny", "data/tiny")
+    assert not finish("/elsewhere/lab4/data/other", "data/other")  # another dataset
+    assert not finish("/elsewhere/data/tiny", "/elsewhere/data/tiny")  # outside its project: no telling
