@@ -168,16 +168,19 @@ def main(argv: list[str] | None = None) -> int:
     args = top.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, FileExistsError) as exc:
+    except Exception as exc:
+        if not expected_error(exc):
+            raise
         # Expected user errors get one line, not a traceback.
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except RuntimeError as exc:
-        train = sys.modules.get("lab4.train")  # a run that diverged has loaded it
-        if train is None or not isinstance(exc, train.TrainingDiverged):
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+
+
+def expected_error(exc: Exception) -> bool:
+    """A bad input or a diverged run: the user's to fix, told in one line."""
+    train = sys.modules.get("lab4.train")  # a run that diverged has loaded it
+    return isinstance(exc, (ValueError, FileNotFoundError, FileExistsError)) or (
+        train is not None and isinstance(exc, train.TrainingDiverged))
 
 
 if __name__ == "__main__":

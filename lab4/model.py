@@ -23,11 +23,11 @@ MASK_BIAS = -3.0
 # before the sigmoid. Without a bound the loss keeps rewarding a more certain "keep" on the
 # static background, the logits grow without end, and the gated feed-forward blocks (which
 # multiply activations) overflow to NaN within a few hundred updates. A hard clamp stops that
-# but kills the mask: early on, when the painted frame is still grey, every pixel asks for
-# "keep", the logits cross the clamp, no gradient passes back, and the model stays the
-# repeat-the-previous-frame baseline for good (what the strategies plan's composite runs did).
-# Near the bound the tanh's gradient fades, so the push for more certainty fades too, but
-# it never reaches zero. sigmoid(-8) = 3e-4.
+# but makes a shut mask final: early on, when the painted frame is still grey, every pixel asks
+# for "keep", the logits cross the clamp and no gradient passes back. Near the soft bound the
+# tanh's gradient fades, so the push for more certainty fades too, but it never reaches zero.
+# (At the quick budget the bare composite still shuts and stays near-shut; `paint_weight`
+# keeps the painter learning: README, "Other training strategies".) sigmoid(-8) = 3e-4.
 MASK_LOGIT_MAX = 8.0
 # Clamp on logvar before exp(): a stray large logvar would overflow exp() in fp16 and
 # blow up the KL; [-30, 20] leaves every reasonable variance untouched.
@@ -300,9 +300,6 @@ class VideoCVAE(nn.Module):
             # given seed whichever the prior; with "fixed" the module list (and state_dict)
             # is the template's.
             self.Prior_Predictor = Gaussian_Predictor(F_dim + L_dim, N_dim)
-        # With init="identity" the composite's painted frame is the raw output, as `clamp` maps
-        # it, so that the untrained painter is exactly the previous frame; otherwise a sigmoid.
-        self.paint_linear = init == "identity"
         if init == "identity":
             init_identity(self)
         if output == "composite":
@@ -359,8 +356,7 @@ class VideoCVAE(nn.Module):
         """output="composite": the painted frame in [0, 1], before the mask blends it with the previous one."""
         if self.output != "composite":
             raise RuntimeError(f"output={self.output!r}: only the composite output paints a frame to blend")
-        rgb = raw[:, :3].float()
-        return rgb if self.paint_linear else torch.sigmoid(rgb)
+        return torch.sigmoid(raw[:, :3].float())
 
     def to_image(self, raw: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
         """Every frame that leaves the model (fed back, shown, scored) lies in [0, 1]."""
