@@ -18,9 +18,10 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "init": ("template", "identity"),
     "prior": ("fixed", "learned"),
     "reference": ("previous", "first"),
+    "context": ("none", "global"),
     "optimizer": ("adam", "adamw"),
     "lr_schedule": ("multistep", "cosine", "constant"),
-    "clip_mode": ("chunks", "random"),
+    "clip_mode": ("chunks", "random", "spread"),
     "tf_granularity": ("epoch", "batch"),
     "kl_anneal_type": ("Cyclical", "Monotonic", "None", "Sigmoid"),
     "kl_anneal_step": ("epoch", "iteration"),
@@ -37,7 +38,7 @@ class Config:
     data_root: str = "data/synthetic"
     train_vi_len: int = 16          # frames per training clip
     val_vi_len: int = 630           # frames of the validation rollout (capped at the val split)
-    clip_mode: str = "chunks"       # template: non-overlapping chunks; "random": random offsets
+    clip_mode: str = "chunks"       # template: non-overlapping chunks; "random": random offsets; "spread": see data.ClipSampler
     shuffle: bool = True
     partial: float = 1.0            # fraction of the training clips used per epoch
     fast_train: bool = False        # template flag: fewer clips for the first epochs
@@ -53,6 +54,7 @@ class Config:
     init: str = "template"          # PyTorch's default (template) or "identity": start as repeat-the-previous-frame
     prior: str = "fixed"            # p(z): N(0, I) (template) or "learned": p(z_t | x_{t-1}, p_t) from a Gaussian_Predictor
     reference: str = "previous"     # the frame each step is conditioned on: the previous one (template) or the first
+    context: str = "none"           # "global": the decoder also sees a summary of the whole conditioning frame
     paint_weight: float = 0.0       # composite only: weight of an extra MSE on the painted frame before the blend
     mask_weight: float = 0.0        # composite only: weight of a cross-entropy telling the mask where the frame changed
 
@@ -123,6 +125,10 @@ class Config:
             if weight > 0 and self.output != "composite":
                 raise ValueError(f"config field {name}={weight!r} needs output='composite' (got "
                                  f"output={self.output!r}): only the composite output paints and masks")
+        if self.clip_mode == "spread" and self.reference != "first":
+            raise ValueError(f"config field clip_mode='spread' needs reference='first' (got reference="
+                             f"{self.reference!r}): a spread clip's frames are not consecutive, so no step can "
+                             "be conditioned on the one before it")
         if self.lr <= 0:
             raise ValueError(f"config field lr={self.lr!r}: expected a positive learning rate")
         for name in ("F_dim", "D_out_dim"):

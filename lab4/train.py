@@ -53,7 +53,7 @@ class TrainResult:
 
 def build_model(cfg: Config) -> VideoCVAE:
     model = VideoCVAE(cfg.F_dim, cfg.L_dim, cfg.N_dim, cfg.D_out_dim, output=cfg.output, init=cfg.init,
-                      prior=cfg.prior, reference=cfg.reference)
+                      prior=cfg.prior, reference=cfg.reference, context=cfg.context)
     if cfg.channels_last:
         # Inputs may stay NCHW: each convolution follows its weights' layout.
         model = model.to(memory_format=torch.channels_last)
@@ -80,7 +80,7 @@ def epoch_fraction(cfg: Config, epoch: int) -> float:
 
 
 def batches_in_epoch(cfg: Config, sampler: lab4_data.ClipSampler, epoch: int, world: int = 1) -> int:
-    clips = len(sampler.starts(epoch, cfg.seed, epoch_fraction(cfg, epoch))) // world
+    clips = len(sampler.clips(epoch, cfg.seed, epoch_fraction(cfg, epoch))) // world
     return max(1, clips // cfg.batch_size)
 
 
@@ -142,7 +142,8 @@ def _train(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool
     amp_dtype = autocast_dtype(cfg, device)
     train_split = lab4_data.load_split(root, "train", progress=progress)
     val_split = lab4_data.load_split(root, "val", progress=progress)
-    sampler = lab4_data.ClipSampler(len(train_split), cfg.train_vi_len, cfg.clip_mode, cfg.shuffle)
+    sampler = lab4_data.ClipSampler(len(train_split), cfg.train_vi_len, cfg.clip_mode, cfg.shuffle,
+                                    lab4_data.train_video_lengths(root, len(train_split)))
     val_len = min(cfg.val_vi_len, len(val_split))
     val_frames = to_float_images(val_split.frames[:val_len], device)
     val_labels = to_float_images(val_split.labels[:val_len], device)
@@ -191,7 +192,7 @@ def _train(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool
             model.train()
             tfr = teacher_forcing_ratio(epoch, cfg.tfr, cfg.tfr_sde, cfg.tfr_d_step)
             epoch_forced = teacher_forcing_draw(tfr, cfg.seed, epoch)
-            starts = ranks.shard(sampler.starts(epoch, cfg.seed, epoch_fraction(cfg, epoch)))
+            clips = ranks.shard(sampler.clips(epoch, cfg.seed, epoch_fraction(cfg, epoch)))
             n_batches = batches_in_epoch(cfg, sampler, epoch, ranks.world)
             sums = torch.zeros(3, device=device)  # loss, mse, kl: summed on the device, read rarely
             logged = torch.zeros(3, device=device)
@@ -205,8 +206,8 @@ def _train(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool
                     # so a resumed run warms up exactly as an uninterrupted one.
                     for group, scheduled in zip(optimizer.param_groups, scheduled_lrs):
                         group["lr"] = scheduled * warmup_factor(global_step, cfg.warmup_iters)
-                picked = starts[batch_idx * cfg.batch_size:(batch_idx + 1) * cfg.batch_size]
-                frames_u8, labels_u8 = lab4_data.gather_clips(train_split, picked, cfg.train_vi_len)
+                picked = clips[batch_idx * cfg.batch_size:(batch_idx + 1) * cfg.batch_size]
+                frames_u8, labels_u8 = lab4_data.gather_frames(train_split, picked)
                 frames = to_float_images(frames_u8, device)
                 labels = to_float_images(labels_u8, device)
                 beta = kl_weight(epoch, global_step)

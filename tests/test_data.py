@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 
@@ -10,7 +11,8 @@ import pytest
 from PIL import Image
 
 from lab4 import data
-from lab4.data import ClipSampler, DataLayoutError, gather_clips, load_frame_folders, load_split, load_test
+from lab4.data import (ClipSampler, DataLayoutError, gather_frames, load_frame_folders, load_split, load_test,
+                       train_video_lengths)
 
 
 @pytest.fixture(autouse=True)
@@ -430,27 +432,64 @@ def test_clip_sampler_rejects_bad_parameters():
         ClipSampler(num_frames=20, clip_len=1)
     with pytest.raises(ValueError, match=r"train_vi_len .* split size 20 \(got 21\)"):
         ClipSampler(num_frames=20, clip_len=21)
-    with pytest.raises(ValueError, match=r"one of \('chunks', 'random'\).*'sliding'"):
+    with pytest.raises(ValueError, match=r"one of \('chunks', 'random', 'spread'\).*'sliding'"):
         ClipSampler(num_frames=20, clip_len=4, mode="sliding")
     with pytest.raises(ValueError, match="fraction"):
         ClipSampler(num_frames=20, clip_len=4).starts(0, 0, fraction=0.0)
 
 
-def test_gather_clips_returns_the_frames_at_those_indices(make_dataset):
+def test_clips_of_consecutive_modes_are_their_starts_onwards():
+    for mode in ("chunks", "random"):
+        sampler = ClipSampler(num_frames=100, clip_len=6, mode=mode, shuffle=True)
+        starts = sampler.starts(epoch=1, seed=3, fraction=0.5)
+        np.testing.assert_array_equal(sampler.clips(epoch=1, seed=3, fraction=0.5), starts[:, None] + np.arange(6))
+
+
+def test_spread_clips_stay_in_one_video_with_the_reference_first():
+    lengths = [40, 5, 55]  # the 5-frame video is too short for a clip of 6 and is never drawn
+    sampler = ClipSampler(num_frames=100, clip_len=6, mode="spread", shuffle=True, video_lengths=lengths)
+    clips = sampler.clips(epoch=0, seed=2)
+    assert clips.shape == (100 // 6, 6) and clips.dtype == np.int64
+    np.testing.assert_array_equal(clips, sampler.clips(epoch=0, seed=2))
+    assert not np.array_equal(clips, sampler.clips(epoch=1, seed=2))
+    video = np.searchsorted(np.cumsum(lengths), clips, side="right")
+    assert np.all(video == video[:, :1]) and not np.any(video == 1)
+    for clip in clips:
+        assert len(set(clip.tolist())) == 6  # six different frames
+        assert np.all(np.diff(clip[1:]) > 0)  # the targets in frame order
+    many = ClipSampler(num_frames=1000, clip_len=4, mode="spread", video_lengths=[1000]).clips(epoch=0, seed=0)
+    gaps = np.abs(many[:, 1:] - many[:, :1])
+    assert gaps.max() > 500 and np.mean(many[:, 1] < many[:, 0]) > 0.2  # far apart, and before the reference too
+    np.testing.assert_array_equal(sampler.clips(epoch=0, seed=2, fraction=0.25), clips[:4])
+    in_order = ClipSampler(num_frames=100, clip_len=6, mode="spread", shuffle=False, video_lengths=lengths)
+    assert np.all(np.diff(in_order.clips(epoch=0, seed=2)[:, 0]) >= 0)
+
+    with pytest.raises(ValueError, match="use clips"):
+        sampler.starts(epoch=0, seed=2)
+    with pytest.raises(ValueError, match="at least that many frames.*longest has 5"):
+        ClipSampler(num_frames=10, clip_len=6, mode="spread", video_lengths=[5, 5])
+    with pytest.raises(ValueError, match="sum to 90"):
+        ClipSampler(num_frames=100, clip_len=6, mode="spread", video_lengths=[40, 50])
+
+
+def test_train_video_lengths_come_from_the_synthetic_manifest(tmp_path):
+    assert train_video_lengths(tmp_path, 100) == [100]  # real data: one video
+    (tmp_path / "lab4_synth.json").write_text(json.dumps({"train_video_lengths": [60, 40]}))
+    assert train_video_lengths(tmp_path, 100) == [60, 40]
+    assert train_video_lengths(tmp_path, 90) == [90]  # the manifest describes other files
+    (tmp_path / "lab4_synth.json").write_text("{not json")
+    assert train_video_lengths(tmp_path, 100) == [100]
+
+
+def test_gather_frames_returns_the_frames_at_those_indices(make_dataset):
     ds = make_dataset(n_train=20)
     train = load_split(ds.root, "train")
-    starts = np.array([0, 13, 4])
-    frames, labels = gather_clips(train, starts, clip_len=7)
-    assert frames.shape == labels.shape == (3, 7, 3, 32, 64)
+    index = np.array([[0, 5, 19], [13, 2, 3]])
+    frames, labels = gather_frames(train, index)
+    assert frames.shape == labels.shape == (2, 3, 3, 32, 64)
     assert frames.dtype == np.uint8
-    for b, s in enumerate(starts):
-        np.testing.assert_array_equal(frames[b], ds.train_frames[s : s + 7])
-        np.testing.assert_array_equal(labels[b], ds.train_labels[s : s + 7])
+    np.testing.assert_array_equal(frames, ds.train_frames[index])
+    np.testing.assert_array_equal(labels, ds.train_labels[index])
     assert frames.flags.writeable  # a copy, free to change
-
-
-def test_gather_clips_rejects_out_of_range_starts(make_dataset):
-    ds = make_dataset(n_train=20)
-    train = load_split(ds.root, "train")
-    with pytest.raises(ValueError, match=r"clip start 14 is out of range; expected starts in 0..13"):
-        gather_clips(train, np.array([0, 14]), clip_len=7)
+    with pytest.raises(ValueError, match=r"frame index 20 is out of range; expected 0..19"):
+        gather_frames(train, np.array([[0, 20]]))

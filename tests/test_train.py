@@ -199,11 +199,17 @@ def test_cli_train_predict_score(data_root, tmp_path, capsys):
     assert "kl_anneal_type" in capsys.readouterr().err
 
 
-def test_learned_prior_trains_resumes_and_predicts(data_root, tmp_path, monkeypatch, capsys):
-    """`--set prior=learned`: the run trains, an interrupted run resumes to the same weights
-    as an uninterrupted one, and it predicts (z from the learned prior)."""
-    args = ["train", "--profile", "smoke", "--data", str(data_root), "--set", "prior=learned",
-            "--set", "val_vi_len=12", "--quiet"]
+@pytest.mark.parametrize(("settings", "extra_module"), [
+    ({"prior": "learned"}, "Prior_Predictor."),
+    ({"reference": "first", "output": "composite", "clip_mode": "spread", "context": "global"}, "Global_Context."),
+])
+def test_model_options_train_resume_and_predict(data_root, tmp_path, monkeypatch, capsys, settings, extra_module):
+    """A learned prior; first-frame conditioning on spread clips with the global context: the
+    run trains, an interrupted run resumes to the same weights as an uninterrupted one, and it
+    predicts (z from the learned prior, for the first)."""
+    args = ["train", "--profile", "smoke", "--data", str(data_root), "--set", "val_vi_len=12", "--quiet"]
+    for name, value in settings.items():
+        args += ["--set", f"{name}={value}"]
     assert cli.main([*args, "--run-dir", str(tmp_path / "whole")]) == 0
 
     real_ratio = train_module.teacher_forcing_ratio
@@ -221,8 +227,8 @@ def test_learned_prior_trains_resumes_and_predicts(data_root, tmp_path, monkeypa
 
     whole = load_checkpoint(tmp_path / "whole/checkpoints/last.pt")
     cut = load_checkpoint(tmp_path / "cut/checkpoints/last.pt")
-    assert cut["config"]["prior"] == "learned" and cut["epoch"] == 2
-    assert any(name.startswith("Prior_Predictor.") for name in cut["model"])
+    assert all(cut["config"][name] == value for name, value in settings.items()) and cut["epoch"] == 2
+    assert any(name.startswith(extra_module) for name in cut["model"])
     for name, tensor in whole["model"].items():
         assert torch.equal(tensor, cut["model"][name]), name
     assert without_timing(read_rows(tmp_path / "cut" / "train_log.csv")) == without_timing(
@@ -255,3 +261,9 @@ def test_cli_help_and_light_commands_do_not_load_torch():
         done = subprocess.run([sys.executable, "-m", "lab4", command, "--help"], capture_output=True, text=True,
                               timeout=120)
         assert done.returncode == 0 and f"python -m lab4 {command}" in done.stdout, done.stderr
+
+
+def test_spread_clips_need_first_frame_conditioning():
+    with pytest.raises(ValueError, match="clip_mode='spread' needs reference='first'"):
+        make_config("smoke", {"clip_mode": "spread"})
+    assert make_config("smoke", {"clip_mode": "spread", "reference": "first"}).clip_mode == "spread"
