@@ -18,7 +18,6 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "init": ("template", "identity"),
     "prior": ("fixed", "learned"),
     "reference": ("previous", "first"),
-    "context": ("none", "global"),
     "optimizer": ("adam", "adamw"),
     "lr_schedule": ("multistep", "cosine", "constant"),
     "clip_mode": ("chunks", "random", "spread"),
@@ -54,7 +53,6 @@ class Config:
     init: str = "template"          # PyTorch's default (template) or "identity": start as repeat-the-previous-frame
     prior: str = "fixed"            # p(z): N(0, I) (template) or "learned": p(z_t | x_{t-1}, p_t) from a Gaussian_Predictor
     reference: str = "previous"     # the frame each step is conditioned on: the previous one (template) or the first
-    context: str = "none"           # "global": the decoder also sees a summary of the whole conditioning frame
     paint_weight: float = 0.0       # composite only: weight of an extra MSE on the painted frame before the blend
     mask_weight: float = 0.0        # composite only: weight of a cross-entropy telling the mask where the frame changed
 

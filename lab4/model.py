@@ -45,12 +45,6 @@ OUTPUTS = ("clamp", "sigmoid", "composite")
 # every step of a clip or rollout can run in one batched call; the modules are the template's.
 REFERENCES = ("previous", "first")
 
-# What the decoder sees of the conditioning frame beyond each pixel's neighbourhood: "none" (the
-# template) or "global", a summary of the whole frame added at every pixel (Global_Context).
-CONTEXTS = ("none", "global")
-# Global_Context's attention maps: one pooled summary each (the dancer's shirt, trousers, skin ...).
-CONTEXT_HEADS = 4
-
 
 def conv3x3(in_ch: int, out_ch: int) -> nn.Conv2d:
     return nn.Conv2d(in_ch, out_ch, kernel_size=3, padding=1)
@@ -175,34 +169,6 @@ class Decoder_Fusion(nn.Sequential):
         return super().forward(torch.cat([prev_feat, label_feat, z], dim=1))
 
 
-class Global_Context(nn.Module):
-    """Features -> the same features plus a summary of the whole frame at every pixel.
-
-    Not in the template. Every convolution is 3x3 at full resolution, so what a pixel of the
-    generated frame knows of the conditioning frame fades with distance; a dancer who has
-    moved away from where she stood in that frame must be painted in colours seen far from the
-    pixel. Here CONTEXT_HEADS attention maps (1x1 conv, softmax over the pixels) each pool
-    the frame's features into one vector, a small MLP maps them to a per-channel offset, and
-    the offset is added at every pixel: the global context block of GCNet (Cao et al. 2019),
-    with several heads. The MLP's last layer starts at zero, so the untrained block is the
-    identity and the template's path is unchanged until training finds a use for it.
-    """
-
-    def __init__(self, ch: int, heads: int = CONTEXT_HEADS):
-        super().__init__()
-        self.attend = conv1x1(ch, heads)
-        self.transform = nn.Sequential(nn.Linear(heads * ch, ch), nn.LayerNorm(ch), nn.LeakyReLU(SLOPE),
-                                       nn.Linear(ch, ch))
-        nn.init.zeros_(self.transform[-1].weight)
-        nn.init.zeros_(self.transform[-1].bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        weights = torch.softmax(self.attend(x).flatten(2).float(), dim=-1)       # (B, heads, H*W)
-        pooled = torch.einsum("bkn,bcn->bkc", weights, x.flatten(2).float())   # (B, heads, C)
-        offset = self.transform(pooled.flatten(1).to(x.dtype))                  # (B, C)
-        return x + offset[:, :, None, None]
-
-
 class Generator(nn.Sequential):
     """D channels -> RGB frame (before the output mapping to [0, 1])."""
 
@@ -303,16 +269,13 @@ class VideoCVAE(nn.Module):
     """
 
     def __init__(self, F_dim: int = 128, L_dim: int = 32, N_dim: int = 12, D_out_dim: int = 192,
-                 output: str = "clamp", init: str = "template", prior: str = "fixed", reference: str = "previous",
-                 context: str = "none"):
+                 output: str = "clamp", init: str = "template", prior: str = "fixed", reference: str = "previous"):
         super().__init__()
         if reference not in REFERENCES:
             raise ValueError(f"reference must be one of {', '.join(map(repr, REFERENCES))}, got {reference!r}")
         # Which frame the decoder fuses (and the composite blends with); a property of the data
         # flow, not of the weights. See REFERENCES.
         self.reference = reference
-        if context not in CONTEXTS:
-            raise ValueError(f"context must be one of {', '.join(map(repr, CONTEXTS))}, got {context!r}")
         if output not in OUTPUTS:
             raise ValueError(f"output must be one of {', '.join(map(repr, OUTPUTS))}, got {output!r}")
         if init not in ("template", "identity"):
@@ -337,9 +300,6 @@ class VideoCVAE(nn.Module):
             # given seed whichever the prior; with "fixed" the module list (and state_dict)
             # is the template's.
             self.Prior_Predictor = Gaussian_Predictor(F_dim + L_dim, N_dim)
-        # Built after the template's modules for the same reason. Its zero last layer keeps it the
-        # identity under either init.
-        self.Global_Context = Global_Context(F_dim) if context == "global" else None
         if init == "identity":
             init_identity(self)
         if output == "composite":
@@ -366,8 +326,6 @@ class VideoCVAE(nn.Module):
 
     def decode(self, prev_feat: torch.Tensor, label_feat: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """Fuse [previous frame, label, z] and generate the frame, before the output mapping."""
-        if self.Global_Context is not None:
-            prev_feat = self.Global_Context(prev_feat)
         return self.Generator(self.Decoder_Fusion(prev_feat, label_feat, z))
 
     def fit_output(self, raw: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
