@@ -67,7 +67,7 @@ class VideoSplit:
     """One split (train or val) held in memory.
 
     The arrays are shared with the in-process cache and are therefore read-only; take
-    copies (``gather_clips`` does) before changing them.
+    copies (``gather_frames`` does) before changing them.
     """
 
     frames: np.ndarray  # uint8 [N, 3, H, W]
@@ -569,6 +569,12 @@ class ClipSampler:
     def num_clips(self) -> int:
         return self.num_frames // self.clip_len
 
+    def clips_per_epoch(self, fraction: float = 1.0) -> int:
+        """round(fraction * num_clips), at least one: the template's fast_train / partial options."""
+        if not 0.0 < fraction <= 1.0:
+            raise ValueError(f"fraction (the template's partial / fast_partial) must be in (0, 1] (got {fraction})")
+        return max(1, int(round(fraction * self.num_clips)))
+
     def __len__(self) -> int:
         return self.num_clips
 
@@ -578,8 +584,7 @@ class ClipSampler:
         fraction < 1 keeps the first round(fraction * n) clips (at least one), like the
         template's fast_train / partial options.
         """
-        if not 0.0 < fraction <= 1.0:
-            raise ValueError(f"fraction (the template's partial / fast_partial) must be in (0, 1] (got {fraction})")
+        keep = self.clips_per_epoch(fraction)
         rng = np.random.default_rng([seed, epoch])
         n = self.num_clips
         if self.mode == "spread":
@@ -592,15 +597,13 @@ class ClipSampler:
                 starts.sort()  # "not shuffled" means in frame order, as in chunks mode
         if self.shuffle:
             starts = rng.permutation(starts)
-        keep = max(1, int(round(fraction * n)))
         return starts[:keep]
 
     def clips(self, epoch: int, seed: int, fraction: float = 1.0) -> np.ndarray:
         """int64 frame indices (clips, clip_len) for this epoch, deterministic in (seed, epoch)."""
         if self.mode != "spread":
             return self.starts(epoch, seed, fraction)[:, None] + np.arange(self.clip_len, dtype=np.int64)
-        if not 0.0 < fraction <= 1.0:
-            raise ValueError(f"fraction (the template's partial / fast_partial) must be in (0, 1] (got {fraction})")
+        keep = self.clips_per_epoch(fraction)
         rng = np.random.default_rng([seed, epoch, 1])
         lengths = np.array(self.video_lengths, dtype=np.int64)
         usable = lengths >= self.clip_len
@@ -615,7 +618,6 @@ class ClipSampler:
             out[row] = offsets[video] + picked
         if not self.shuffle:
             out = out[np.argsort(out[:, 0], kind="stable")]
-        keep = max(1, int(round(fraction * self.num_clips)))
         return out[:keep]
 
 
@@ -627,18 +629,3 @@ def gather_frames(split: VideoSplit, index: np.ndarray) -> tuple[np.ndarray, np.
         raise ValueError(f"frame index {int(bad[0])} is out of range; expected 0..{len(split) - 1}")
     return split.frames[index], split.labels[index]
 
-
-def gather_clips(split: VideoSplit, starts: np.ndarray, clip_len: int) -> tuple[np.ndarray, np.ndarray]:
-    """Frames and labels of the clips starting at `starts`, each uint8 [B, clip_len, 3, H, W]."""
-    starts = np.asarray(starts, dtype=np.int64).reshape(-1)
-    last_start = len(split) - clip_len
-    if clip_len < 1 or last_start < 0:
-        raise ValueError(f"train_vi_len must be between 1 and the split size {len(split)} (got {clip_len})")
-    bad = starts[(starts < 0) | (starts > last_start)]
-    if bad.size:
-        raise ValueError(
-            f"clip start {int(bad[0])} is out of range; expected starts in 0..{last_start} for clips of "
-            f"{clip_len} frames in a split of {len(split)}"
-        )
-    index = starts[:, None] + np.arange(clip_len, dtype=np.int64)[None, :]
-    return split.frames[index], split.labels[index]

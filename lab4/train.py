@@ -80,7 +80,7 @@ def epoch_fraction(cfg: Config, epoch: int) -> float:
 
 
 def batches_in_epoch(cfg: Config, sampler: lab4_data.ClipSampler, epoch: int, world: int = 1) -> int:
-    clips = len(sampler.clips(epoch, cfg.seed, epoch_fraction(cfg, epoch))) // world
+    clips = sampler.clips_per_epoch(epoch_fraction(cfg, epoch)) // world
     return max(1, clips // cfg.batch_size)
 
 
