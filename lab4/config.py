@@ -18,6 +18,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "init": ("template", "identity"),
     "prior": ("fixed", "learned"),
     "reference": ("previous", "first"),
+    "mask_target": ("changed", "helps"),
     "optimizer": ("adam", "adamw"),
     "lr_schedule": ("multistep", "cosine", "constant"),
     "clip_mode": ("chunks", "random", "spread"),
@@ -54,7 +55,8 @@ class Config:
     prior: str = "fixed"            # p(z): N(0, I) (template) or "learned": p(z_t | x_{t-1}, p_t) from a Gaussian_Predictor
     reference: str = "previous"     # the frame each step is conditioned on: the previous one (template) or the first
     paint_weight: float = 0.0       # composite only: weight of an extra MSE on the painted frame before the blend
-    mask_weight: float = 0.0        # composite only: weight of a cross-entropy telling the mask where the frame changed
+    mask_weight: float = 0.0        # composite only: weight of a cross-entropy telling the mask where to paint
+    mask_target: str = "changed"    # where that is: where the frame "changed", or where painting "helps" (step.clip_loss)
 
     # --- optimisation ---
     batch_size: int = 2

@@ -18,8 +18,9 @@ from lab4.device import autocast
 from lab4.model import VideoCVAE, kl_between_gaussians, kl_to_standard_normal, reparameterize
 
 
-# mask_weight's target: a pixel has changed when a channel moved by more than this (13/255).
+# mask_weight's target with mask_target="changed": a pixel has changed when a channel moved by more than this (13/255).
 CHANGED = 0.05
+MASK_TARGETS = ("changed", "helps")
 
 
 @dataclass
@@ -31,7 +32,7 @@ class ClipLoss:
 
 def clip_loss(model: VideoCVAE, frames: torch.Tensor, labels: torch.Tensor, teacher_forced: bool,
               kl_weight: float, noise: torch.Tensor | None = None, paint_weight: float = 0.0,
-              mask_weight: float = 0.0) -> ClipLoss:
+              mask_weight: float = 0.0, mask_target: str = "changed") -> ClipLoss:
     """frames, labels: (B, T, 3, H, W) in [0, 1]. Predicts frames 1..T-1 from frame 0.
 
     With model.reference="first" every step is conditioned on frame 0 itself, not on the
@@ -46,9 +47,11 @@ def clip_loss(model: VideoCVAE, frames: torch.Tensor, labels: torch.Tensor, teac
     frame before the mask blends it: the painter then learns to draw the whole frame from the
     first update, whatever the mask does, instead of only through the mask's few open pixels.
     `mask_weight` (composite only) adds mask_weight * the binary cross-entropy of the mask
-    against where the target differs from the conditioning frame (by more than CHANGED), summed
-    over the steps like the MSE: it tells the mask where to paint, which the blend's own
-    gradient says only once the painter beats the conditioning frame there.
+    against where to paint, summed over the steps like the MSE. `mask_target` says where that is:
+    "changed", where the target differs from the conditioning frame (by more than CHANGED); or
+    "helps", where the painted frame (as it is now, no gradient) is closer to the target than the
+    conditioning frame, so that the mask stays shut where the painter cannot yet beat a copy. The
+    blend's own gradient says the same, but faintly.
     """
     batch, length = frames.shape[:2]
     steps = length - 1
@@ -99,15 +102,23 @@ def clip_loss(model: VideoCVAE, frames: torch.Tensor, labels: torch.Tensor, teac
         if model.learned_prior:
             prior = (torch.stack(prior_mus, dim=1).flatten(0, 1), torch.stack(prior_logvars, dim=1).flatten(0, 1))
 
-    mse = F.mse_loss(pred, frames[:, 1:].float()) * steps
+    target = frames[:, 1:].float()
+    mse = F.mse_loss(pred, target) * steps
     loss = mse
-    if paint_weight > 0:
+    if paint_weight > 0 or mask_weight > 0:
         painted = model.painted(raws.flatten(0, 1)).unflatten(0, (batch, steps))
-        loss = loss + paint_weight * F.mse_loss(painted, frames[:, 1:].float()) * steps
+    if paint_weight > 0:
+        loss = loss + paint_weight * F.mse_loss(painted, target) * steps
     if mask_weight > 0:
-        changed = (frames[:, 1:].float() - conds.float()).abs().amax(dim=2, keepdim=True) > CHANGED
+        if mask_target == "changed":
+            paint_here = (target - conds.float()).abs().amax(dim=2, keepdim=True) > CHANGED
+        elif mask_target == "helps":
+            painted_error = (painted.detach() - target).pow(2).sum(dim=2, keepdim=True)
+            paint_here = painted_error < (conds.float() - target).pow(2).sum(dim=2, keepdim=True)
+        else:
+            raise ValueError(f"mask_target {mask_target!r}: expected one of {', '.join(MASK_TARGETS)}")
         mask_logit = model.mask_logit(raws.flatten(0, 1)).unflatten(0, (batch, steps))
-        loss = loss + mask_weight * F.binary_cross_entropy_with_logits(mask_logit, changed.float()) * steps
+        loss = loss + mask_weight * F.binary_cross_entropy_with_logits(mask_logit, paint_here.float()) * steps
     if prior is None:
         kl = kl_to_standard_normal(mu.float(), logvar.float(), batch)
     else:
@@ -120,16 +131,18 @@ def clip_loss(model: VideoCVAE, frames: torch.Tensor, labels: torch.Tensor, teac
 class ClipLossModule(torch.nn.Module):
     """`clip_loss` as a module's forward, so that DistributedDataParallel can wrap it."""
 
-    def __init__(self, model: VideoCVAE, paint_weight: float = 0.0, mask_weight: float = 0.0):
+    def __init__(self, model: VideoCVAE, paint_weight: float = 0.0, mask_weight: float = 0.0,
+                 mask_target: str = "changed"):
         super().__init__()
         self.model = model
         self.paint_weight = paint_weight
         self.mask_weight = mask_weight
+        self.mask_target = mask_target
 
     def forward(self, frames: torch.Tensor, labels: torch.Tensor, teacher_forced: bool,
                 kl_weight: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         out = clip_loss(self.model, frames, labels, teacher_forced, kl_weight, paint_weight=self.paint_weight,
-                        mask_weight=self.mask_weight)
+                        mask_weight=self.mask_weight, mask_target=self.mask_target)
         return out.loss, out.mse, out.kl
 
 

@@ -151,7 +151,7 @@ def _train(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     model = build_model(cfg).to(device)
-    step_module: torch.nn.Module = ClipLossModule(model, cfg.paint_weight, cfg.mask_weight)
+    step_module: torch.nn.Module = ClipLossModule(model, cfg.paint_weight, cfg.mask_weight, cfg.mask_target)
     if ranks.active:
         # DDP starts every rank from rank 0's weights; the noise then differs per rank.
         step_module = torch.nn.parallel.DistributedDataParallel(

@@ -391,6 +391,17 @@ def test_paint_and_mask_weights_add_their_terms_and_train_the_painter_behind_a_c
         bce = -(changed * torch.nn.functional.logsigmoid(logit)
                 + (1 - changed) * torch.nn.functional.logsigmoid(-logit)).mean()
         torch.testing.assert_close(with_mask.loss - without.loss, 3.0 * (length - 1) * bce, rtol=1e-4, atol=1e-4)
+        # mask_target="helps": the target is where the painted frame (as it is) beats the conditioning
+        # frame, by the squared error summed over the channels; here the painter is untrained, so
+        # that is some pixels, not all.
+        helps = ((painted - frames[:, 1:]).pow(2).sum(dim=2, keepdim=True)
+                 < (frames[:, :-1] - frames[:, 1:]).pow(2).sum(dim=2, keepdim=True)).float()
+        assert 0 < helps.mean() < 1
+        with_helps = clip_loss(model, frames, labels, teacher_forced, 0.5, noise, mask_weight=3.0, mask_target="helps")
+        bce = -(helps * torch.nn.functional.logsigmoid(logit) + (1 - helps) * torch.nn.functional.logsigmoid(-logit)).mean()
+        torch.testing.assert_close(with_helps.loss - without.loss, 3.0 * (length - 1) * bce, rtol=1e-4, atol=1e-4)
+        with pytest.raises(ValueError, match="mask_target 'always'"):
+            clip_loss(model, frames, labels, teacher_forced, 0.5, noise, mask_weight=1.0, mask_target="always")
 
     # With the mask shut (logit far below the bound) the blend hardly sees the painter; the
     # paint term still trains it.

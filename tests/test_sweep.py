@@ -260,7 +260,7 @@ def test_jobs_get_a_gpu_each_and_never_share_one(tmp_path, monkeypatch):
 
 
 # Config fields added after the first sweeps ran, each with a default that keeps the old behaviour.
-NEWER_FIELDS = ("init", "warmup_iters", "prior", "reference", "paint_weight", "mask_weight")
+NEWER_FIELDS = ("init", "warmup_iters", "prior", "reference", "paint_weight", "mask_weight", "mask_target")
 
 
 def test_a_finished_run_from_before_new_config_fields_is_still_finished(tmp_path, monkeypatch):
