@@ -41,7 +41,7 @@ FRAME_W: int = 64
 TRAIN_VAL_SPLITS = ("train", "val")
 ALL_SPLITS = ("train", "val", "test")
 CLIP_MODES = ("chunks", "random", "spread")
-# Written by lab4.synth beside the splits; among other things it knows where each training video ends.
+# The manifest lab4.synth writes beside the splits; among other things it knows where each training video ends.
 SYNTH_MANIFEST = "lab4_synth.json"
 
 CACHE_DIR_NAME = ".lab4_cache"

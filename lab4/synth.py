@@ -38,11 +38,11 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from lab4 import pose
+from lab4.data import SYNTH_MANIFEST as MANIFEST_NAME  # the loader reads the training videos' lengths from it
 
 log = logging.getLogger(__name__)
 
 GENERATOR_VERSION = 1
-MANIFEST_NAME = "lab4_synth.json"
 # Written when generation starts and removed when it ends: a folder holding it holds an
 # interrupted run of ours, which may be wiped and redone without asking for force=True.
 PARTIAL_MARKER = "lab4_synth.partial"
