@@ -18,7 +18,7 @@ RUN_PY = LD_PRELOAD="$(TCMALLOC)" $(PY)
 
 .PHONY: all setup test data train predict score clean-runs ablations report lab bench
 
-# The default: set-up, the default data, the report's ablations (profile quick, CPU), the report.
+# The default: set-up, the default data, the report's ablations (profile quick-chain, CPU), the report.
 all: setup data ablations report
 
 # Idempotent: reinstalls only when the torch spec or pyproject.toml changed.

@@ -104,8 +104,9 @@ def parser() -> argparse.ArgumentParser:
                              ("config", cmd_config, "print the full config a train command would use")):
         p = sub.add_parser(name, help=text)
         p.add_argument("--profile", default="quick", choices=list(PROFILES),
-                       help="lab: template defaults (GPU); quick: the CPU default; best: quick with the strategies "
-                            "plan's winner; best-lab: best's choices at the template's sizes (GPU); smoke: tiny, for tests")
+                       help="lab: template defaults (GPU); quick: the CPU default (the strategies plan's winner); "
+                            "quick-chain: the template's chain at the CPU budget (the report's ablations); "
+                            "best-lab: quick's choices at the template's sizes (GPU); smoke: tiny, for tests")
         p.add_argument("--set", action="append", metavar="FIELD=VALUE",
                        help="override any config field, e.g. --set kl_anneal_type=Monotonic (repeatable)")
         p.add_argument("--data", help="dataset root (default: the profile's data_root)")

@@ -269,7 +269,8 @@ class VideoCVAE(nn.Module):
     """
 
     def __init__(self, F_dim: int = 128, L_dim: int = 32, N_dim: int = 12, D_out_dim: int = 192,
-                 output: str = "clamp", init: str = "template", prior: str = "fixed", reference: str = "previous"):
+                 output: str = "clamp", init: str = "template", prior: str = "fixed", reference: str = "previous",
+                 reference_label: bool = False):
         super().__init__()
         if reference not in REFERENCES:
             raise ValueError(f"reference must be one of {', '.join(map(repr, REFERENCES))}, got {reference!r}")
@@ -288,7 +289,11 @@ class VideoCVAE(nn.Module):
         self.N_dim = N_dim
         self.output = output
         self.frame_transformation = RGB_Encoder(3, F_dim)
-        self.label_transformation = Label_Encoder(3, L_dim)
+        # reference_label: the Label_Encoder also sees the conditioning frame's pose beside the target's
+        # (6 input channels), so that what moved between the two poses is in its input, not left for
+        # the decoder to infer from the conditioning frame's pixels.
+        self.reference_label = reference_label
+        self.label_transformation = Label_Encoder(6 if reference_label else 3, L_dim)
         self.Gaussian_Predictor = Gaussian_Predictor(F_dim + L_dim, N_dim)
         self.Decoder_Fusion = Decoder_Fusion(F_dim + L_dim + N_dim, D_out_dim)
         # "composite" adds a fourth output channel: the logit of the mask that blends the
@@ -308,7 +313,13 @@ class VideoCVAE(nn.Module):
     def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
         return self.frame_transformation(frames)
 
-    def encode_labels(self, labels: torch.Tensor) -> torch.Tensor:
+    def encode_labels(self, labels: torch.Tensor, reference_labels: torch.Tensor | None = None) -> torch.Tensor:
+        """labels (B, 3, H, W); with reference_label also the conditioning frames' labels, the same shape."""
+        if self.reference_label:
+            if reference_labels is None or reference_labels.shape != labels.shape:
+                raise ValueError("reference_label=True: encode_labels needs the conditioning frames' labels "
+                                 f"(reference_labels) shaped like labels {tuple(labels.shape)}")
+            labels = torch.cat([labels, reference_labels], dim=1)
         return self.label_transformation(labels)
 
     def posterior(self, frame_feat: torch.Tensor, label_feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -61,7 +61,8 @@ def rollout(model: VideoCVAE, first_frames: torch.Tensor, labels: torch.Tensor, 
             dtype: torch.dtype | None = None, truth: torch.Tensor | None = None) -> torch.Tensor:
     """first_frames (S, 3, H, W), labels (S, T, 3, H, W) in [0, 1] -> frames (S, T, 3, H, W).
 
-    Frame 0 of the result is the given first frame; labels[:, 0] is not used. z_mode is one
+    Frame 0 of the result is the given first frame; labels[:, 0] is used only by a model with
+    reference_label (the first frame's pose). z_mode is one
     of Z_MODES (see the module's docstring); "mean" and "best_of" decode `samples` z per
     step. "best_of" is an oracle and needs `truth` (S, T, 3, H, W), the ground-truth frames.
     """
@@ -83,7 +84,11 @@ def rollout(model: VideoCVAE, first_frames: torch.Tensor, labels: torch.Tensor, 
         first_feat = None if fed_back else model.encode_frames(first_frames)
         for start in range(1, length, LABEL_CHUNK):
             stop = min(start + LABEL_CHUNK, length)
-            chunk = model.encode_labels(labels[:, start:stop].flatten(0, 1))
+            reference_labels = None
+            if model.reference_label:
+                reference_labels = (labels[:, :1].expand(-1, stop - start, -1, -1, -1) if not fed_back
+                                    else labels[:, start - 1:stop - 1]).flatten(0, 1)
+            chunk = model.encode_labels(labels[:, start:stop].flatten(0, 1), reference_labels)
             chunk = chunk.unflatten(0, (seqs, stop - start))
             for t in range(start, stop):
                 label_feat = chunk[:, t - start]

@@ -1,6 +1,6 @@
 """Ablation sweeps: run the training notebook once per run of a plan, with papermill.
 
-    python -m lab4 sweep ablations            # lab4/plans/ablations.yaml, profile quick (CPU)
+    python -m lab4 sweep ablations            # lab4/plans/ablations.yaml, profile quick-chain (CPU)
     python -m lab4 sweep ablations-lab --jobs 4   # the template's settings, one GPU per job
     python -m lab4 sweep my_plan.yaml --seeds 0,1,2
 

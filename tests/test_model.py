@@ -458,3 +458,45 @@ def test_reference_first_conditions_every_step_on_the_first_frame_in_training_an
         assert (not torch.equal(a[:, 4], b[:, 4])) == carried_on
     with pytest.raises(ValueError, match="reference"):
         VideoCVAE(16, 8, 4, 16, reference="last")
+
+
+def test_reference_label_gives_the_label_encoder_the_conditioning_frames_pose():
+    """reference_label=True: the Label_Encoder sees [target pose, conditioning frame's pose] (6 channels),
+    in training and in the rollout alike: the first frame's pose with reference="first", the
+    previous frame's with the template's chain."""
+    from lab4.config import make_config
+    from lab4.step import clip_loss
+
+    assert VideoCVAE(16, 8, 4, 16).label_transformation[1].in_channels == 3  # the template's, by default
+    torch.manual_seed(0)
+    model = VideoCVAE(16, 8, 4, 16, output="composite", reference="first", reference_label=True)
+    assert model.label_transformation[1].in_channels == 6
+    batch, length = 2, 5
+    frames, labels = torch.rand(batch, length, 3, 32, 64), torch.rand(batch, length, 3, 32, 64)
+    with pytest.raises(ValueError, match="reference_labels"):
+        model.encode_labels(labels[:, 1])
+    noise = torch.randn(batch * (length - 1), 4, 32, 64)
+    got = clip_loss(model, frames, labels, False, 0.5, noise)
+    # By hand, as in the reference="first" test, with frame 0's label beside every target label.
+    frame_feat = model.encode_frames(frames.flatten(0, 1)).unflatten(0, (batch, length))
+    first_label = labels[:, :1].expand(-1, length - 1, -1, -1, -1).flatten(0, 1)
+    label_feat = model.label_transformation(torch.cat([labels[:, 1:].flatten(0, 1), first_label], dim=1))
+    mu, logvar = model.posterior(frame_feat[:, 1:].flatten(0, 1), label_feat)
+    first_feat = frame_feat[:, :1].expand(-1, length - 1, -1, -1, -1).flatten(0, 1)
+    first = frames[:, :1].expand(-1, length - 1, -1, -1, -1).flatten(0, 1)
+    pred = model.fit_output(model.decode(first_feat, label_feat, reparameterize(mu, logvar, noise)), first)
+    torch.testing.assert_close(got.mse, ((pred - frames[:, 1:].flatten(0, 1)) ** 2).mean() * (length - 1))
+
+    # Rollout: frame 0's label now matters to every step; with the chain, step t sees label t-1.
+    model.eval()
+    changed = labels.clone()
+    changed[:, 0] = torch.rand(batch, 3, 32, 64)
+    a, b = rollout(model, frames[:, 0], labels, z_mode="zero"), rollout(model, frames[:, 0], changed, z_mode="zero")
+    assert not torch.equal(a[:, 4], b[:, 4])
+    model.reference = "previous"
+    out = rollout(model, frames[:, 0], labels, z_mode="zero")
+    pair = torch.cat([labels[:, 1], labels[:, 0]], dim=1)
+    step1 = model.to_image(model.decode(model.encode_frames(frames[:, 0]), model.label_transformation(pair),
+                                        torch.zeros(batch, 4, 32, 64)), frames[:, 0])
+    torch.testing.assert_close(out[:, 1], step1)
+    assert make_config("smoke", {"reference_label": True}).reference_label

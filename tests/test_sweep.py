@@ -200,7 +200,7 @@ def test_plan_errors_name_the_file_and_the_key(tmp_path):
 
 
 def test_shipped_plans_cover_the_report():
-    for name, profile in (("ablations", "quick"), ("ablations-lab", "lab"), ("smoke", "smoke")):
+    for name, profile in (("ablations", "quick-chain"), ("ablations-lab", "lab"), ("smoke", "smoke")):
         plan = load_plan(name)
         assert plan.profile == profile
         kl = [r for r in plan.runs if "kl" in r.groups]
@@ -260,7 +260,8 @@ def test_jobs_get_a_gpu_each_and_never_share_one(tmp_path, monkeypatch):
 
 
 # Config fields added after the first sweeps ran, each with a default that keeps the old behaviour.
-NEWER_FIELDS = ("init", "warmup_iters", "prior", "reference", "paint_weight", "mask_weight", "mask_target")
+NEWER_FIELDS = ("init", "warmup_iters", "prior", "reference", "paint_weight", "mask_weight", "mask_target",
+                "reference_label")
 
 
 def test_a_finished_run_from_before_new_config_fields_is_still_finished(tmp_path, monkeypatch):
@@ -368,7 +369,7 @@ def test_two_sweeps_never_share_a_folder(tmp_path):
 
 def test_strategies_plan_changes_only_each_runs_settings():
     plan = load_plan("strategies")
-    assert plan.profile == "quick" and {r.seed for r in plan.runs} == {0, 1, 2}
+    assert plan.profile == "quick-chain" and {r.seed for r in plan.runs} == {0, 1, 2}
     reference = next(r for r in plan.runs if r.base == "quick").config.to_dict()
     for run in plan.runs:
         changed = {k for k, v in run.config.to_dict().items() if v != reference[k] and k != "seed"}
@@ -376,22 +377,22 @@ def test_strategies_plan_changes_only_each_runs_settings():
     assert {"learned", "fixed"} == {r.config.prior for r in plan.runs}
 
 
-def test_best_profile_is_quick_plus_a_measured_candidate_of_the_strategies_plan():
+def test_quick_profile_is_quick_chain_plus_a_measured_candidate_of_the_strategies_plan():
     from lab4.config import BEST_CHANGES, make_config
 
     plan = load_plan("strategies")
     winner = [r for r in plan.runs if {k: v for k, v in r.settings.items() if k != "seed"} == BEST_CHANGES]
     assert {r.seed for r in winner} == {0, 1, 2}  # the profile stands on three seeds of the plan
     for run in winner:
-        best = make_config("best", {"seed": run.seed, "data_root": run.config.data_root})
-        assert best.to_dict() == run.config.to_dict()
-    # The full-size variant: the template's sizes and budget with best's choices of method.
-    lab, best, best_lab = make_config("lab"), make_config("best"), make_config("best-lab")
+        quick = make_config("quick", {"seed": run.seed, "data_root": run.config.data_root})
+        assert quick.to_dict() == run.config.to_dict()
+    # The full-size variant: the template's sizes and budget with quick's choices of method.
+    lab, quick, best_lab = make_config("lab"), make_config("quick"), make_config("best-lab")
     budget = {"F_dim", "L_dim", "N_dim", "D_out_dim", "batch_size", "train_vi_len", "partial", "num_epoch",
               "lr", "tfr_sde", "tfr_d_step", "tf_granularity", "kl_anneal_cycle", "per_save", "val_every",
               "log_every"}
     for name, value in best_lab.to_dict().items():
-        assert value == (getattr(lab, name) if name in budget else getattr(best, name)), name
+        assert value == (getattr(lab, name) if name in budget else getattr(quick, name)), name
 
 
 def test_a_run_finished_in_a_checkout_at_another_path_is_still_finished(tmp_path):
