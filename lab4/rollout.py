@@ -28,6 +28,8 @@ from lab4.model import VideoCVAE, reparameterize
 # Label features for a 630-step rollout of the full-size model take ~160 MB per
 # sequence; encoding them this many steps at a time bounds the memory.
 LABEL_CHUNK = 128
+# reference="first": frames decoded per call (steps x sequences x draws).
+DECODE_ROWS = 64
 Z_MODES = ("prior", "zero", "mean", "best_of")
 MULTI_SAMPLE_Z_MODES = ("mean", "best_of")  # decode `samples` z per step
 ORACLE_Z_MODES = ("best_of",)  # need the ground truth
@@ -77,34 +79,86 @@ def rollout(model: VideoCVAE, first_frames: torch.Tensor, labels: torch.Tensor, 
     draws = samples if z_mode in MULTI_SAMPLE_Z_MODES else 1
     out = torch.empty((seqs, length) + tuple(first_frames.shape[1:]), device=device)
     out[:, 0] = first_frames
-    # The conditioning frame: the previous prediction, or with reference="first" the first frame at every step.
-    prev = first_frames
-    fed_back = model.reference == "previous"
     with autocast(device, dtype):
-        first_feat = None if fed_back else model.encode_frames(first_frames)
-        for start in range(1, length, LABEL_CHUNK):
-            stop = min(start + LABEL_CHUNK, length)
-            reference_labels = None
-            if model.reference_label:
-                reference_labels = (labels[:, :1].expand(-1, stop - start, -1, -1, -1) if not fed_back
-                                    else labels[:, start - 1:stop - 1]).flatten(0, 1)
-            chunk = model.encode_labels(labels[:, start:stop].flatten(0, 1), reference_labels)
-            chunk = chunk.unflatten(0, (seqs, stop - start))
-            for t in range(start, stop):
-                label_feat = chunk[:, t - start]
-                prev_feat = model.encode_frames(prev) if fed_back else first_feat
-                z = draw_z(model, prev_feat, label_feat, z_mode, draws, generator)
-                cond = prev
-                if draws > 1:
-                    label_feat = label_feat.repeat_interleave(draws, dim=0)
-                    prev_feat = prev_feat.repeat_interleave(draws, dim=0)
-                    cond = prev.repeat_interleave(draws, dim=0)
-                frame = model.to_image(model.decode(prev_feat, label_feat, z), cond)
-                if draws > 1:
-                    candidates = frame.unflatten(0, (seqs, draws))
-                    frame = candidates.mean(dim=1) if z_mode == "mean" else closest_to_truth(candidates, truth[:, t])
-                out[:, t] = frame
-                if fed_back:
-                    prev = frame
+        if model.reference == "first":
+            _rollout_from_first(model, first_frames, labels, out, z_mode, draws, generator, truth)
+        else:
+            _rollout_chain(model, first_frames, labels, out, z_mode, draws, generator, truth)
     model.train(was_training)
     return out
+
+
+def _encode_chunk(model: VideoCVAE, labels: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+    """Label features of steps start..stop-1 of every sequence: (S, stop - start, L, H, W)."""
+    seqs = labels.shape[0]
+    reference_labels = None
+    if model.reference_label:
+        # The conditioning frame's pose: the first frame's, or in the chain the previous frame's.
+        reference_labels = (labels[:, :1].expand(-1, stop - start, -1, -1, -1) if model.reference == "first"
+                            else labels[:, start - 1:stop - 1]).flatten(0, 1)
+    chunk = model.encode_labels(labels[:, start:stop].flatten(0, 1), reference_labels)
+    return chunk.unflatten(0, (seqs, stop - start))
+
+
+def _pick(candidates: torch.Tensor, z_mode: str, truth: torch.Tensor | None) -> torch.Tensor:
+    """candidates (S, K, 3, H, W) of one step -> the frame that step shows (S, 3, H, W)."""
+    return candidates.mean(dim=1) if z_mode == "mean" else closest_to_truth(candidates, truth)
+
+
+def _rollout_chain(model: VideoCVAE, first_frames: torch.Tensor, labels: torch.Tensor, out: torch.Tensor,
+                   z_mode: str, draws: int, generator: torch.Generator | None, truth: torch.Tensor | None) -> None:
+    """The template's chain: each step is conditioned on the previous prediction, one step at a time."""
+    seqs, length = labels.shape[:2]
+    prev = first_frames
+    for start in range(1, length, LABEL_CHUNK):
+        stop = min(start + LABEL_CHUNK, length)
+        chunk = _encode_chunk(model, labels, start, stop)
+        for t in range(start, stop):
+            label_feat = chunk[:, t - start]
+            prev_feat = model.encode_frames(prev)
+            z = draw_z(model, prev_feat, label_feat, z_mode, draws, generator)
+            cond = prev
+            if draws > 1:
+                label_feat = label_feat.repeat_interleave(draws, dim=0)
+                prev_feat = prev_feat.repeat_interleave(draws, dim=0)
+                cond = prev.repeat_interleave(draws, dim=0)
+            frame = model.to_image(model.decode(prev_feat, label_feat, z), cond)
+            if draws > 1:
+                frame = _pick(frame.unflatten(0, (seqs, draws)), z_mode, None if truth is None else truth[:, t])
+            out[:, t] = frame
+            prev = frame
+
+
+def _rollout_from_first(model: VideoCVAE, first_frames: torch.Tensor, labels: torch.Tensor, out: torch.Tensor,
+                        z_mode: str, draws: int, generator: torch.Generator | None,
+                        truth: torch.Tensor | None) -> None:
+    """reference="first": no step depends on another, so a block of steps decodes in one call.
+
+    Rows are laid out step-major (step, sequence, draw), so z is drawn in the same order as a
+    step-by-step loop would draw it.
+    """
+    seqs, length = labels.shape[:2]
+    first_feat = model.encode_frames(first_frames)
+    # Steps per decoder call: about DECODE_ROWS frames at a time bounds the activations' memory.
+    block = max(1, DECODE_ROWS // (seqs * draws))
+    for start in range(1, length, LABEL_CHUNK):
+        stop = min(start + LABEL_CHUNK, length)
+        chunk = _encode_chunk(model, labels, start, stop)
+        for lo in range(start, stop, block):
+            hi = min(lo + block, stop)
+            steps = hi - lo
+            label_feat = chunk[:, lo - start:hi - start].transpose(0, 1).flatten(0, 1)  # (steps * S, ...)
+            prev_feat = first_feat.expand(steps, *first_feat.shape).flatten(0, 1)
+            z = draw_z(model, prev_feat, label_feat, z_mode, draws, generator)
+            cond = first_frames.expand(steps, *first_frames.shape).flatten(0, 1)
+            if draws > 1:
+                label_feat = label_feat.repeat_interleave(draws, dim=0)
+                prev_feat = prev_feat.repeat_interleave(draws, dim=0)
+                cond = cond.repeat_interleave(draws, dim=0)
+            frames = model.to_image(model.decode(prev_feat, label_feat, z), cond)
+            frames = frames.unflatten(0, (steps, seqs, draws))
+            if draws == 1:
+                out[:, lo:hi] = frames[:, :, 0].transpose(0, 1)
+                continue
+            for t in range(lo, hi):
+                out[:, t] = _pick(frames[t - lo], z_mode, None if truth is None else truth[:, t])

@@ -500,3 +500,26 @@ def test_reference_label_gives_the_label_encoder_the_conditioning_frames_pose():
                                         torch.zeros(batch, 4, 32, 64)), frames[:, 0])
     torch.testing.assert_close(out[:, 1], step1)
     assert make_config("smoke", {"reference_label": True}).reference_label
+
+
+@pytest.mark.parametrize("z_mode, samples", [("prior", 1), ("mean", 3)])
+def test_rollout_from_the_first_frame_decodes_blocks_of_steps_as_a_step_by_step_loop_would(z_mode, samples):
+    """reference="first": the rollout decodes many steps per call; each frame, and the order in which
+    z is drawn, must be what a plain loop over the steps gives (across decode blocks and label chunks)."""
+    from lab4.rollout import LABEL_CHUNK
+
+    torch.manual_seed(0)
+    model = VideoCVAE(16, 8, 4, 16, output="composite", reference="first", reference_label=True).eval()
+    seqs, length = 3, LABEL_CHUNK + 22
+    first, labels = torch.rand(seqs, 3, 32, 64), torch.rand(seqs, length, 3, 32, 64)
+    got = rollout(model, first, labels, z_mode=z_mode, samples=samples, generator=torch.Generator().manual_seed(1))
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        first_feat = model.encode_frames(first).repeat_interleave(samples, dim=0)
+        cond = first.repeat_interleave(samples, dim=0)
+        for t in range(1, length):
+            label_feat = model.encode_labels(labels[:, t], labels[:, 0]).repeat_interleave(samples, dim=0)
+            z = torch.randn((seqs * samples, 4, 32, 64), generator=generator)
+            frames = model.to_image(model.decode(first_feat, label_feat, z), cond).unflatten(0, (seqs, samples))
+            torch.testing.assert_close(got[:, t], frames.mean(dim=1), msg=f"step {t}")
+    torch.testing.assert_close(got[:, 0], first)
