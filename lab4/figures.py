@@ -518,7 +518,11 @@ def fig_training_strategies(per_seed: pd.DataFrame, reference: str, labels: Mapp
     if "val_ssim_mean" in per_seed and per_seed["val_ssim_mean"].notna().any():
         metrics.append(("val_ssim_mean", "baseline_ssim_mean", "final val SSIM"))
     order = list(summarise(per_seed, "base", "final_val_psnr").sort_values("mean").index)
-    fig = Figure(figsize=(6.5 * len(metrics), 0.45 * len(order) + 1.8), layout="constrained")
+    n_text = {name: int((per_seed["base"] == name).sum()) for name in order}
+    ticks = [textwrap.fill(f"{_label(n, labels)} (n={n_text[n]})", 48) for n in order]
+    # Rows as tall as the longest wrapped label, so that labels of three or four lines do not overlap.
+    row_height = max(0.45, 0.17 * max(t.count("\n") + 1 for t in ticks) + 0.08)
+    fig = Figure(figsize=(6.5 * len(metrics), row_height * len(order) + 1.8), layout="constrained")
     axes = fig.subplots(1, len(metrics), sharey=True, squeeze=False)[0]
     for ax, (column, baseline_column, xlabel) in zip(axes, metrics):
         stats = summarise(per_seed, "base", column)
@@ -545,9 +549,7 @@ def fig_training_strategies(per_seed: pd.DataFrame, reference: str, labels: Mapp
         pad = 0.08 * (max(shown) - min(shown)) or 0.5
         ax.set_xlim(min(shown) - pad, max(shown) + pad)
         ax.set_xlabel(xlabel)
-    n_text = {name: int((per_seed["base"] == name).sum()) for name in order}
-    axes[0].set_yticks(range(len(order)), [textwrap.fill(f"{_label(n, labels)} (n={n_text[n]})", 48)
-                                           for n in order])
+    axes[0].set_yticks(range(len(order)), ticks)
     fig.legend(*axes[0].get_legend_handles_labels(), fontsize=8, loc="outside lower center", ncols=2)
     fig.suptitle(title)
     return fig
