@@ -186,6 +186,9 @@ def _train(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool
         at, total = (epoch, cfg.num_epoch) if cfg.kl_anneal_step == "epoch" else (step, total_iters)
         return kl_beta(cfg.kl_anneal_type, at, total, cfg.kl_anneal_cycle, cfg.kl_anneal_ratio, cfg.kl_beta_max)
 
+    # With reference="first" no prediction is fed back, so teacher forcing changes nothing: the logs
+    # leave its ratio and draws empty rather than record numbers that did nothing.
+    tf_moot = cfg.reference == "first"
     try:
         for epoch in range(start_epoch, cfg.num_epoch):
             started = time.perf_counter()
@@ -230,11 +233,12 @@ def _train(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool
                             f"iteration {global_step}; the run stopped and {paths.last} holds the last good "
                             "state. Try a lower lr, grad_clip, or precision=fp32.")
                     row = {"epoch": epoch + 1, "iteration": global_step, "loss": loss_v, "mse": mse_v,
-                           "kl": kl_v, "beta": beta, "teacher_forced": int(forced)}
+                           "kl": kl_v, "beta": beta, "teacher_forced": "" if tf_moot else int(forced)}
                     history["iters"].append(row)
                     if iter_log is not None:
                         iter_log.append(row)
-                    bar.set_postfix(loss=f"{loss_v:.4g}", mse=f"{mse_v:.4g}", beta=f"{beta:.2f}", tf=int(forced))
+                    bar.set_postfix(loss=f"{loss_v:.4g}", mse=f"{mse_v:.4g}", beta=f"{beta:.2f}",
+                                    **({} if tf_moot else {"tf": int(forced)}))
                     logged.zero_()
                     since_log = 0
             for group, scheduled in zip(optimizer.param_groups, scheduled_lrs):
@@ -259,7 +263,8 @@ def _train(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool
                     for i, (p, b, s, bs) in enumerate(zip(validation.psnr, validation.baseline_psnr,
                                                           validation.ssim, validation.baseline_ssim)))
             row = {
-                "epoch": epoch + 1, "lr": lr, "tfr": tfr, "teacher_forced": forced_count / n_batches,
+                "epoch": epoch + 1, "lr": lr, "tfr": "" if tf_moot else tfr,
+                "teacher_forced": "" if tf_moot else forced_count / n_batches,
                 "beta": float(np.mean(betas)), "train_loss": loss_m, "train_mse": mse_m, "train_kl": kl_m,
                 "val_mse": validation.mse if validation else "", "val_psnr": validation.mean_psnr if validation else "",
                 "baseline_psnr": validation.mean_baseline_psnr if validation else "",
@@ -319,7 +324,8 @@ def save_val_rollout(path: Path, validation: Validation, frames: torch.Tensor, l
 
 def format_epoch(row: dict[str, Any]) -> str:
     text = (f"epoch {row['epoch']:>3}  loss {row['train_loss']:.4g}  mse {row['train_mse']:.4g}  "
-            f"kl {row['train_kl']:.4g}  beta {row['beta']:.2f}  tfr {row['tfr']:.2f}  lr {row['lr']:.2g}")
+            f"kl {row['train_kl']:.4g}  beta {row['beta']:.2f}  "
+            + (f"tfr {row['tfr']:.2f}  " if row["tfr"] != "" else "") + f"lr {row['lr']:.2g}")
     if row["val_psnr"] != "":
         text += (f"  | val PSNR {row['val_psnr']:.2f} dB, SSIM {row['val_ssim']:.3f} (repeat-first-frame baseline "
                  f"{row['baseline_psnr']:.2f} dB, {row['baseline_ssim']:.3f})")

@@ -201,7 +201,8 @@ def test_cli_train_predict_score(data_root, tmp_path, capsys):
 
 @pytest.mark.parametrize(("settings", "extra_module"), [
     ({"prior": "learned"}, "Prior_Predictor."),
-    ({"reference": "first", "output": "composite", "clip_mode": "spread", "mask_weight": 1.0}, None),
+    ({"reference": "first", "output": "composite", "clip_mode": "spread", "mask_weight": 1.0, "mask_target": "helps",
+      "paint_weight": 1.0, "reference_label": True}, None),
 ])
 def test_model_options_train_resume_and_predict(data_root, tmp_path, monkeypatch, capsys, settings, extra_module):
     """A learned prior; first-frame conditioning on spread clips with the mask loss: the run
@@ -234,6 +235,11 @@ def test_model_options_train_resume_and_predict(data_root, tmp_path, monkeypatch
     assert without_timing(read_rows(tmp_path / "cut" / "train_log.csv")) == without_timing(
         read_rows(tmp_path / "whole" / "train_log.csv"))
     assert all(math.isfinite(float(r["train_kl"])) for r in read_rows(tmp_path / "cut" / "train_log.csv"))
+    # Teacher forcing does nothing when every step is conditioned on the first frame: nothing logged for it.
+    moot = settings.get("reference") == "first"
+    for log in ("train_log.csv", "iter_log.csv"):
+        for row in read_rows(tmp_path / "cut" / log):
+            assert (row["teacher_forced"] == "") == moot and (row.get("tfr", "") == "") == (moot or "tfr" not in row)
 
     capsys.readouterr()
     assert cli.main(["predict", str(tmp_path / "cut"), "--z", "zero", "--no-gif"]) == 0
