@@ -322,6 +322,17 @@ class VideoCVAE(nn.Module):
             labels = torch.cat([labels, reference_labels], dim=1)
         return self.label_transformation(labels)
 
+    def conditioning_labels(self, labels: torch.Tensor, start: int, stop: int) -> torch.Tensor | None:
+        """With reference_label, the labels of the frames steps start..stop-1 are conditioned on, for
+        encode_labels: labels (B, T, 3, H, W) -> (B * (stop - start), 3, H, W), the first frame's for
+        reference="first", else each step's previous frame's (its true pose, also when the frame
+        itself is the model's own prediction). None without reference_label."""
+        if not self.reference_label:
+            return None
+        if self.reference == "first":
+            return labels[:, :1].expand(-1, stop - start, -1, -1, -1).flatten(0, 1)
+        return labels[:, start - 1:stop - 1].flatten(0, 1)
+
     def posterior(self, frame_feat: torch.Tensor, label_feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """q(z | x_t, p_t): (mu, logvar) from the current frame's and label's features."""
         return self.Gaussian_Predictor(frame_feat, label_feat)

@@ -2,9 +2,9 @@
 
 Given first frames and the labels of every step, each prediction becomes the previous
 frame of the next step (with a model conditioned on the first frame, reference="first", the
-first frame stays the conditioning frame of every step). All sequences roll out together as
-one batch, label features are computed in a few large calls, and nothing leaves the device
-inside the loop.
+first frame stays the conditioning frame of every step, and as no step waits for another,
+blocks of steps decode in one call). All sequences roll out together as one batch, label
+features are computed in a few large calls, and nothing leaves the device inside the loop.
 
 The prior is N(0, I) (the template) or, for a model with a learned prior, the Gaussian
 p(z_t | x_{t-1}, p_t) it predicts from the previous prediction and the label. z strategies:
@@ -90,14 +90,8 @@ def rollout(model: VideoCVAE, first_frames: torch.Tensor, labels: torch.Tensor, 
 
 def _encode_chunk(model: VideoCVAE, labels: torch.Tensor, start: int, stop: int) -> torch.Tensor:
     """Label features of steps start..stop-1 of every sequence: (S, stop - start, L, H, W)."""
-    seqs = labels.shape[0]
-    reference_labels = None
-    if model.reference_label:
-        # The conditioning frame's pose: the first frame's, or in the chain the previous frame's.
-        reference_labels = (labels[:, :1].expand(-1, stop - start, -1, -1, -1) if model.reference == "first"
-                            else labels[:, start - 1:stop - 1]).flatten(0, 1)
-    chunk = model.encode_labels(labels[:, start:stop].flatten(0, 1), reference_labels)
-    return chunk.unflatten(0, (seqs, stop - start))
+    chunk = model.encode_labels(labels[:, start:stop].flatten(0, 1), model.conditioning_labels(labels, start, stop))
+    return chunk.unflatten(0, (labels.shape[0], stop - start))
 
 
 def _pick(candidates: torch.Tensor, z_mode: str, truth: torch.Tensor | None) -> torch.Tensor:

@@ -56,13 +56,7 @@ def clip_loss(model: VideoCVAE, frames: torch.Tensor, labels: torch.Tensor, teac
     batch, length = frames.shape[:2]
     steps = length - 1
     frame_feat = model.encode_frames(frames.flatten(0, 1)).unflatten(0, (batch, length))
-    reference_labels = None
-    if model.reference_label:
-        # The conditioning frame's pose: the first frame's for reference="first", else the previous
-        # frame's (its true pose, also when the frame itself is the model's own prediction).
-        reference_labels = (labels[:, :1].expand(-1, steps, -1, -1, -1) if model.reference == "first"
-                            else labels[:, :-1]).flatten(0, 1)
-    label_feat = model.encode_labels(labels[:, 1:].flatten(0, 1), reference_labels)
+    label_feat = model.encode_labels(labels[:, 1:].flatten(0, 1), model.conditioning_labels(labels, 1, length))
     mu, logvar = model.posterior(frame_feat[:, 1:].flatten(0, 1), label_feat)
     z = reparameterize(mu, logvar, noise)
     prior: tuple[torch.Tensor, torch.Tensor] | None = None  # (mu_p, logvar_p) laid out as (mu, logvar)
