@@ -273,10 +273,16 @@ class Variant:
         return f"ours {dtype} {'channels_last' if self.channels_last else 'NCHW'}"
 
 
+SIZE_FIELDS = ("F_dim", "L_dim", "N_dim", "D_out_dim")
+
+
 def bench_config(args: argparse.Namespace, precision: str = "fp32", channels_last: bool = True) -> Config:
-    return make_config(args.sizes, {"batch_size": args.batch, "train_vi_len": args.clip,
-                                    "precision": precision, "channels_last": channels_last,
-                                    "device": args.device})
+    """The template's method (what the naive loop writes out) at the widths of the --sizes profile:
+    a profile's other choices (quick's first-frame conditioning, say) are not what is compared."""
+    sizes = make_config(args.sizes)
+    return make_config("lab", {**{name: getattr(sizes, name) for name in SIZE_FIELDS},
+                               "batch_size": args.batch, "train_vi_len": args.clip,
+                               "precision": precision, "channels_last": channels_last, "device": args.device})
 
 
 def parse_variants(args: argparse.Namespace, device: torch.device) -> list[Variant]:
@@ -284,7 +290,7 @@ def parse_variants(args: argparse.Namespace, device: torch.device) -> list[Varia
     for p in precisions:
         if p not in PRECISIONS:
             raise ValueError(f"--precision {p!r}: expected one or more of {', '.join(PRECISIONS)}, comma-separated")
-    default_cl = make_config(args.sizes).channels_last
+    default_cl = bench_config(args).channels_last
     layouts = {"config": [default_cl], "on": [True], "off": [False], "both": [True, False]}[args.channels_last]
     variants, seen = [], set()
     for p in precisions:
@@ -617,7 +623,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help=TORCH_COMMANDS["bench"][1], description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", default="lab", choices=list(PROFILES),
-                   help="model sizes of this profile: lab (template, default), quick (CPU), smoke (tests)")
+                   help="the widths (F/L/N/D) of this profile, with the template's method: lab (default), "
+                        "quick (CPU), smoke (tests)")
     p.add_argument("--batch", type=int, default=2, help="clips per training step (default 2, the template's)")
     p.add_argument("--clip", type=int, default=16, help="frames per training clip (default 16)")
     p.add_argument("--reps", type=int, default=5, help="timed training steps per variant (default 5)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -117,3 +118,22 @@ def test_python_dash_m_runs(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "training" in done.stdout and "batched" in done.stdout
     assert json.loads(out.read_text())["settings"]["sizes"] == "smoke"
+
+
+def test_bench_times_the_templates_method_at_any_profiles_widths() -> None:
+    """--sizes takes a profile's widths only: quick conditions on the first frame with a 6-channel
+    label encoder, which the naive template loop cannot share weights with."""
+    from lab4.bench import add_commands, bench_config
+    from lab4.config import PROFILES, make_config
+    from lab4.train import build_model
+
+    parser = argparse.ArgumentParser()
+    add_commands(parser.add_subparsers())
+    for name in PROFILES:
+        args = parser.parse_args(["bench", "--sizes", name])
+        cfg = bench_config(args)
+        assert cfg.reference == "previous" and not cfg.reference_label and cfg.clip_mode != "spread"
+        assert [getattr(cfg, f) for f in ("F_dim", "L_dim", "N_dim", "D_out_dim")] == \
+            [getattr(make_config(name), f) for f in ("F_dim", "L_dim", "N_dim", "D_out_dim")]
+        naive = VideoCVAE(cfg.F_dim, cfg.L_dim, cfg.N_dim, cfg.D_out_dim, output=cfg.output, prior=cfg.prior)
+        build_model(cfg).load_state_dict(naive.state_dict())  # the same weights fit both
