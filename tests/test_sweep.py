@@ -210,6 +210,10 @@ def test_shipped_plans_cover_the_report():
         assert len({(r.config.tfr, r.config.tfr_d_step) for r in tf}) >= 3
         assert len({r.config.kl_anneal_type for r in tf}) == 1  # same KL
     assert load_plan("ablations", seeds=[0, 1]).runs[1].name == "kl_cyclical-s1"
+    # quick conditions every step on the first frame: a teacher-forcing comparison there would be
+    # runs that differ in nothing, so the plan is refused before any run starts.
+    with pytest.raises(PlanError, match="teacher forcing changes nothing.*quick-chain"):
+        load_plan("ablations", profile="quick")
 
 
 def test_notebooks_have_one_parameters_cell_with_every_knob():
