@@ -173,13 +173,13 @@ QUICK_CHAIN: dict[str, Any] = {
 }
 
 # What the strategies plan (lab4/plans/strategies.yaml) found to beat quick-chain, and its earlier
-# winners, by more than the seed spread at the same budget (its stage 7): every step conditioned on
+# winners, by more than the seed spread at the same budget (its stage 8): every step conditioned on
 # the first frame (nothing fed back, so errors do not compound), the composite output (what the mask
-# leaves is the first frame exactly) with the paint loss and the mask taught where painting beats
-# the copy, trained on spread clips (a reference frame and 15 frames from anywhere in its video, as
-# the rollout asks), the KL weight at 1 from the start, and the first frame's pose beside each
-# target pose in the Label_Encoder.
-BEST_CHANGES: dict[str, Any] = {"reference": "first", "output": "composite", "paint_weight": 1.0, "mask_weight": 1.0,
+# leaves is the first frame exactly) with a paint loss of weight 2 and the mask taught where
+# painting beats the copy, trained on spread clips (a reference frame and 15 frames from anywhere in
+# its video, as the rollout asks), the KL weight at 1 from the start, and the first frame's pose
+# beside each target pose in the Label_Encoder.
+BEST_CHANGES: dict[str, Any] = {"reference": "first", "output": "composite", "paint_weight": 2.0, "mask_weight": 1.0,
                                 "mask_target": "helps", "train_vi_len": 16, "clip_mode": "spread",
                                 "kl_anneal_type": "None", "reference_label": True}
 

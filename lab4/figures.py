@@ -329,7 +329,8 @@ def fig_frame_strip(labels: np.ndarray, truth: np.ndarray, prediction: np.ndarra
         ax.set_xticks([])
         ax.set_yticks([])
         ax.grid(False)
-    fig.suptitle(title)
+    # A run's label can be longer than the strip is wide: wrap it rather than cut it off.
+    fig.suptitle(textwrap.fill(title, int(9 * (1.9 * len(steps) + 0.9))))
     return fig
 
 
