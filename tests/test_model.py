@@ -424,6 +424,19 @@ def test_paint_and_mask_weights_add_their_terms_and_train_the_painter_behind_a_c
         make_config("smoke", {"mask_weight": 1.0, "output": "clamp"})
 
 
+def first_frame_mse_by_hand(model: VideoCVAE, frames: torch.Tensor, label_feat: torch.Tensor,
+                            noise: torch.Tensor) -> torch.Tensor:
+    """The per-step MSE summed over the steps of a reference="first" model, written out: the posterior
+    from each target frame and its label features, every step fused with frame 0 and blended with it."""
+    batch, length = frames.shape[:2]
+    frame_feat = model.encode_frames(frames.flatten(0, 1)).unflatten(0, (batch, length))
+    mu, logvar = model.posterior(frame_feat[:, 1:].flatten(0, 1), label_feat)
+    first_feat = frame_feat[:, :1].expand(-1, length - 1, -1, -1, -1).flatten(0, 1)
+    first = frames[:, :1].expand(-1, length - 1, -1, -1, -1).flatten(0, 1)
+    pred = model.fit_output(model.decode(first_feat, label_feat, reparameterize(mu, logvar, noise)), first)
+    return ((pred - frames[:, 1:].flatten(0, 1)) ** 2).mean() * (length - 1)
+
+
 def test_reference_first_conditions_every_step_on_the_first_frame_in_training_and_rollout():
     """reference="first": no prediction is fed back; each step decodes from the first frame."""
     from lab4.step import clip_loss
@@ -437,13 +450,8 @@ def test_reference_first_conditions_every_step_on_the_first_frame_in_training_an
     free = clip_loss(model, frames, labels, False, 0.5, noise)
     torch.testing.assert_close(forced.loss, free.loss)  # teacher forcing is moot
     # By hand: every step fuses frame 0's features and blends with frame 0.
-    frame_feat = model.encode_frames(frames.flatten(0, 1)).unflatten(0, (batch, length))
     label_feat = model.encode_labels(labels[:, 1:].flatten(0, 1))
-    mu, logvar = model.posterior(frame_feat[:, 1:].flatten(0, 1), label_feat)
-    first_feat = frame_feat[:, :1].expand(-1, length - 1, -1, -1, -1).flatten(0, 1)
-    first = frames[:, :1].expand(-1, length - 1, -1, -1, -1).flatten(0, 1)
-    pred = model.fit_output(model.decode(first_feat, label_feat, reparameterize(mu, logvar, noise)), first)
-    torch.testing.assert_close(forced.mse, ((pred - frames[:, 1:].flatten(0, 1)) ** 2).mean() * (length - 1))
+    torch.testing.assert_close(forced.mse, first_frame_mse_by_hand(model, frames, label_feat, noise))
 
     # In a rollout a step depends on its own label and the first frame only: changing the
     # label of step 2 changes frame 2 and leaves frame 4; the template's chain carries it on.
@@ -478,14 +486,9 @@ def test_reference_label_gives_the_label_encoder_the_conditioning_frames_pose():
     noise = torch.randn(batch * (length - 1), 4, 32, 64)
     got = clip_loss(model, frames, labels, False, 0.5, noise)
     # By hand, as in the reference="first" test, with frame 0's label beside every target label.
-    frame_feat = model.encode_frames(frames.flatten(0, 1)).unflatten(0, (batch, length))
     first_label = labels[:, :1].expand(-1, length - 1, -1, -1, -1).flatten(0, 1)
     label_feat = model.label_transformation(torch.cat([labels[:, 1:].flatten(0, 1), first_label], dim=1))
-    mu, logvar = model.posterior(frame_feat[:, 1:].flatten(0, 1), label_feat)
-    first_feat = frame_feat[:, :1].expand(-1, length - 1, -1, -1, -1).flatten(0, 1)
-    first = frames[:, :1].expand(-1, length - 1, -1, -1, -1).flatten(0, 1)
-    pred = model.fit_output(model.decode(first_feat, label_feat, reparameterize(mu, logvar, noise)), first)
-    torch.testing.assert_close(got.mse, ((pred - frames[:, 1:].flatten(0, 1)) ** 2).mean() * (length - 1))
+    torch.testing.assert_close(got.mse, first_frame_mse_by_hand(model, frames, label_feat, noise))
 
     # Rollout: frame 0's label now matters to every step; with the chain, step t sees label t-1.
     model.eval()
