@@ -144,6 +144,12 @@ class Config:
                              f"{self.F_dim}, {self.D_out_dim}): the narrowest layers, width/8, carry the RGB frame")
         return self
 
+    @property
+    def teacher_forcing_applies(self) -> bool:
+        """Whether teacher forcing can change a run: only on the template's chain of predictions;
+        with reference="first" every step is conditioned on the first frame, and nothing is fed back."""
+        return self.reference == "previous"
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

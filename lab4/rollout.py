@@ -94,6 +94,11 @@ def _encode_chunk(model: VideoCVAE, labels: torch.Tensor, start: int, stop: int)
     return chunk.unflatten(0, (labels.shape[0], stop - start))
 
 
+def _per_draw(draws: int, *rows: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Each row repeated `draws` times, the draws of a row adjacent (as draw_z lays out z)."""
+    return tuple(row.repeat_interleave(draws, dim=0) for row in rows) if draws > 1 else rows
+
+
 def _pick(candidates: torch.Tensor, z_mode: str, truth: torch.Tensor | None) -> torch.Tensor:
     """candidates (S, K, 3, H, W) of one step -> the frame that step shows (S, 3, H, W)."""
     return candidates.mean(dim=1) if z_mode == "mean" else closest_to_truth(candidates, truth)
@@ -111,11 +116,7 @@ def _rollout_chain(model: VideoCVAE, first_frames: torch.Tensor, labels: torch.T
             label_feat = chunk[:, t - start]
             prev_feat = model.encode_frames(prev)
             z = draw_z(model, prev_feat, label_feat, z_mode, draws, generator)
-            cond = prev
-            if draws > 1:
-                label_feat = label_feat.repeat_interleave(draws, dim=0)
-                prev_feat = prev_feat.repeat_interleave(draws, dim=0)
-                cond = prev.repeat_interleave(draws, dim=0)
+            label_feat, prev_feat, cond = _per_draw(draws, label_feat, prev_feat, prev)
             frame = model.to_image(model.decode(prev_feat, label_feat, z), cond)
             if draws > 1:
                 frame = _pick(frame.unflatten(0, (seqs, draws)), z_mode, None if truth is None else truth[:, t])
@@ -145,10 +146,7 @@ def _rollout_from_first(model: VideoCVAE, first_frames: torch.Tensor, labels: to
             prev_feat = first_feat.expand(steps, *first_feat.shape).flatten(0, 1)
             z = draw_z(model, prev_feat, label_feat, z_mode, draws, generator)
             cond = first_frames.expand(steps, *first_frames.shape).flatten(0, 1)
-            if draws > 1:
-                label_feat = label_feat.repeat_interleave(draws, dim=0)
-                prev_feat = prev_feat.repeat_interleave(draws, dim=0)
-                cond = cond.repeat_interleave(draws, dim=0)
+            label_feat, prev_feat, cond = _per_draw(draws, label_feat, prev_feat, cond)
             frames = model.to_image(model.decode(prev_feat, label_feat, z), cond)
             frames = frames.unflatten(0, (steps, seqs, draws))
             if draws == 1:

@@ -207,7 +207,7 @@ def load_plan(plan: str | os.PathLike, profile: str | None = None, seeds: list[i
                 cfg = make_config(chosen_profile, overrides)
             except (ValueError, TypeError) as exc:
                 raise PlanError(f"{where}: {exc}") from None
-            if "tf" in groups and cfg.reference == "first":
+            if "tf" in groups and not cfg.teacher_forcing_applies:
                 raise PlanError(f"{where}: a teacher-forcing comparison (group tf) with reference='first' (profile "
                                 f"{chosen_profile!r}): every step is conditioned on the first frame, so teacher "
                                 "forcing changes nothing; use a profile on the template's chain (quick-chain, lab)")

@@ -186,9 +186,9 @@ def _train(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool
         at, total = (epoch, cfg.num_epoch) if cfg.kl_anneal_step == "epoch" else (step, total_iters)
         return kl_beta(cfg.kl_anneal_type, at, total, cfg.kl_anneal_cycle, cfg.kl_anneal_ratio, cfg.kl_beta_max)
 
-    # With reference="first" no prediction is fed back, so teacher forcing changes nothing: the logs
-    # leave its ratio and draws empty rather than record numbers that did nothing.
-    tf_moot = cfg.reference == "first"
+    # Where teacher forcing changes nothing, the logs leave its ratio and draws empty rather than
+    # record numbers that did nothing.
+    tf_moot = not cfg.teacher_forcing_applies
     try:
         for epoch in range(start_epoch, cfg.num_epoch):
             started = time.perf_counter()
