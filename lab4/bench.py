@@ -16,6 +16,14 @@ alike; each reports the median and spread of its repetitions. Rollouts interleav
 sequence by sequence the same way. Frames/s counts predicted frames: batch x (T-1) per
 training step, sequences x (T-1) per rollout.
 
+The device's ceiling: each variant's FLOPs per predicted frame are counted once
+(torch.utils.flop_counter, forward and backward), and one convolution of the model's own
+kind (the lab sizes' widest, 192 -> 192 channels, 3x3, at the frame size, batch 8) is timed
+alone at each variant's precision and layout. Its GFLOP/s is about the best this device does
+on this work, so FLOPs / that rate bounds how fast a variant can go: `ceiling` says how many
+times the naive loop that would be. A target above the ceiling needs fewer FLOPs or faster
+arithmetic (a lower precision), not better code.
+
 Memory: on CUDA, torch.cuda.max_memory_allocated per variant (exact). On CPU the peak
 resident set size sampled while the variant runs (`peak_rss_mb`: the whole process, and
 an allocator may keep memory an earlier phase freed, so compare with care), the
@@ -41,6 +49,7 @@ from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
 
 from lab4.config import PROFILES, Config, make_config
 from lab4.device import autocast, autocast_dtype
@@ -217,6 +226,36 @@ def saved_activation_bytes(fn: Callable[[], Any], params: list[torch.Tensor]) ->
     return sum(seen.values())
 
 
+# The peak probe: batch, channels in = out, kernel; the widest layer of the lab sizes.
+PROBE_BATCH, PROBE_CHANNELS, PROBE_KERNEL = 8, 192, 3
+
+
+def probe_gflops(device: torch.device, amp_dtype: torch.dtype | None, channels_last: bool, reps: int = 5) -> float:
+    """GFLOP/s of the probe convolution alone (forward, best of `reps`) at this precision and layout."""
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    conv = torch.nn.Conv2d(PROBE_CHANNELS, PROBE_CHANNELS, PROBE_KERNEL, padding=PROBE_KERNEL // 2).to(device)
+    conv = conv.to(memory_format=layout)
+    x = torch.randn(PROBE_BATCH, PROBE_CHANNELS, FRAME_H, FRAME_W, device=device).contiguous(memory_format=layout)
+    flops = 2 * PROBE_BATCH * PROBE_CHANNELS**2 * PROBE_KERNEL**2 * FRAME_H * FRAME_W
+    times = []
+    with torch.inference_mode(), autocast(device, amp_dtype):
+        for rep in range(reps + 2):  # two untimed first
+            sync(device)
+            start = time.perf_counter()
+            conv(x)
+            sync(device)
+            if rep >= 2:
+                times.append(time.perf_counter() - start)
+    return flops / min(times) / 1e9
+
+
+def counted_gflop(fn: Callable[[], Any]) -> float:
+    """GFLOP that fn runs (matmuls and convolutions, forward and backward), counted, not timed."""
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops() / 1e9
+
+
 def summary(values: list[float]) -> dict[str, float]:
     ordered = sorted(values)
     if len(ordered) >= 2:
@@ -343,6 +382,10 @@ def run_bench(args: argparse.Namespace, log: Callable[[str], None] = print) -> d
     labels = torch.rand((args.batch, args.clip, 3, FRAME_H, FRAME_W), generator=gen).to(device)
     per_step = args.batch * (args.clip - 1)
     params = sum(p.numel() for p in naive_model.parameters())
+    models = {"naive": naive_model, **{v.name: model for v, model, _, _ in ours}}
+    # The naive loop's own precision and layout: fp32, NCHW.
+    peaks = {"naive": probe_gflops(device, None, False),
+             **{v.name: probe_gflops(device, v.amp_dtype, v.channels_last) for v in variants}}
 
     result: dict[str, Any] = {
         "settings": {
@@ -365,6 +408,9 @@ def run_bench(args: argparse.Namespace, log: Callable[[str], None] = print) -> d
             "allocator": allocator_in_use(), "ld_preload": os.environ.get("LD_PRELOAD", ""),
             "cpu_count": os.cpu_count(),
         },
+        "peak_gflops": peaks,
+        "peak_probe": f"one {PROBE_CHANNELS} -> {PROBE_CHANNELS} channel {PROBE_KERNEL}x{PROBE_KERNEL} convolution "
+                      f"on ({PROBE_BATCH}, {PROBE_CHANNELS}, {FRAME_H}, {FRAME_W}), forward, best of 5",
         "train": {},
         "rollout": {},
         "ratios": {},
@@ -404,14 +450,17 @@ def run_bench(args: argparse.Namespace, log: Callable[[str], None] = print) -> d
                     after = resource.getrusage(resource.RUSAGE_SELF)
                 cpu_times[n][0] += after.ru_utime - usage.ru_utime
                 cpu_times[n][1] += after.ru_stime - usage.ru_stime
-        saved = {"naive": saved_activation_bytes(
-            lambda: naive_clip_loss(naive_model, frames, labels, forced, args.kl_weight),
-            list(naive_model.parameters()))}
+        losses: dict[str, Callable[[], torch.Tensor]] = {
+            "naive": lambda: naive_clip_loss(naive_model, frames, labels, forced, args.kl_weight)[0]}
         for v, model, _, _ in ours:
-            def forward(v=v, model=model):
+            def loss_of(v=v, model=model) -> torch.Tensor:
                 with autocast(device, v.amp_dtype):
-                    return clip_loss(model, frames, labels, forced, args.kl_weight)
-            saved[v.name] = saved_activation_bytes(forward, list(model.parameters()))
+                    return clip_loss(model, frames, labels, forced, args.kl_weight).loss
+            losses[v.name] = loss_of
+        saved = {n: saved_activation_bytes(losses[n], list(models[n].parameters())) for n in names}
+        gflop = {n: counted_gflop(lambda n=n: losses[n]().backward()) / per_step for n in names}
+        for model in models.values():
+            model.zero_grad(set_to_none=True)  # what counting left behind; each step zeroes its own
         naive_fps = statistics.median(per_step / t for t in times["naive"])
         section = {}
         for n in names:
@@ -425,6 +474,7 @@ def run_bench(args: argparse.Namespace, log: Callable[[str], None] = print) -> d
                 # CPU seconds of the whole process over the timed reps: a high system share
                 # is the allocator handing out fresh pages (page faults).
                 "cpu_user_s": cpu_times[n][0], "cpu_sys_s": cpu_times[n][1],
+                "gflop_per_frame": gflop[n], "gflop_per_s": gflop[n] * statistics.median(fps),
             }
         result["train"][mode] = section
     result["env"]["peak_rss_mb_lifetime"] = peak_rss_lifetime_mb()
@@ -439,12 +489,17 @@ def run_bench(args: argparse.Namespace, log: Callable[[str], None] = print) -> d
     for v in variants:
         ratios = {}
         if result["train"]:
-            ratios["train"] = result["train"][modes[0]][v.name]["ratio_vs_naive"]
+            section = result["train"][modes[0]]
+            ratios["train"] = section[v.name]["ratio_vs_naive"]
+            # At the probe's rate, this variant's FLOPs per frame would take at least this long.
+            ratios["train_ceiling"] = (peaks[v.name] / section[v.name]["gflop_per_frame"]
+                                       / section["naive"]["frames_per_s"]["median"])
         if result["rollout"]:
             roll = result["rollout"]
             naive_seq = roll[f"naive: {seqs} sequential"]["frames_per_s"]["median"]
             batched = roll[f"{v.name}: {seqs} batched"]["frames_per_s"]["median"]
             ratios["rollout_batched_vs_naive_sequential"] = batched / naive_seq
+            ratios["rollout_ceiling"] = peaks[v.name] / roll[f"{v.name}: {seqs} batched"]["gflop_per_frame"] / naive_seq
             if f"{v.name}: {seqs} sequential" in roll:
                 ratios["rollout_batched_vs_own_sequential"] = (
                     batched / roll[f"{v.name}: {seqs} sequential"]["frames_per_s"]["median"])
@@ -499,6 +554,8 @@ def bench_rollouts(args: argparse.Namespace, device: torch.device, naive_model: 
     for n in batched:
         batched[n](warm)
     sync(device)
+    # FLOPs per predicted frame, counted on the warm-up's few steps (the same per step throughout).
+    gflop = {n: counted_gflop(lambda n=n: one[n](0, warm)) / (warm.shape[1] - 1) for n in one}
 
     seq_times: dict[str, list[list[float]]] = {n: [] for n in one}
     batch_times: dict[str, list[float]] = {n: [] for n in batched}
@@ -526,24 +583,25 @@ def bench_rollouts(args: argparse.Namespace, device: torch.device, naive_model: 
     rows: dict[str, dict[str, Any]] = {}
     for n in one:
         per_seq = [t for rep in seq_times[n] for t in rep]
-        rows[f"{n}: 1 seq"] = {"sequences": 1, "frames": frames_one,
+        rows[f"{n}: 1 seq"] = {"sequences": 1, "frames": frames_one, "gflop_per_frame": gflop[n],
                                "frames_per_s": summary([frames_one / t for t in per_seq]),
                                "seconds": per_seq, "peak_mem_mb": memory[n].peak / 2**20}
         if len(which[n]) == seqs:
             totals = [sum(rep) for rep in seq_times[n]]
             rows[f"{n}: {seqs} sequential"] = {
-                "sequences": seqs, "frames": seqs * frames_one,
+                "sequences": seqs, "frames": seqs * frames_one, "gflop_per_frame": gflop[n],
                 "frames_per_s": summary([seqs * frames_one / t for t in totals]),
                 "seconds": totals, "peak_mem_mb": memory[n].peak / 2**20}
     for n in batched:
         rows[f"{n}: {seqs} batched"] = {
-            "sequences": seqs, "frames": seqs * frames_one,
+            "sequences": seqs, "frames": seqs * frames_one, "gflop_per_frame": gflop[n],
             "frames_per_s": summary([seqs * frames_one / t for t in batch_times[n]]),
             "seconds": batch_times[n], "peak_mem_mb": memory[f"{n} batched"].peak / 2**20}
     naive_one = rows["naive: 1 seq"]["frames_per_s"]["median"]
     naive_seq = rows[f"naive: {seqs} sequential"]["frames_per_s"]["median"]
     for row in rows.values():
         row["ratio_vs_naive"] = row["frames_per_s"]["median"] / (naive_one if row["sequences"] == 1 else naive_seq)
+        row["gflop_per_s"] = row["gflop_per_frame"] * row["frames_per_s"]["median"]
     order = [f"naive: 1 seq", f"naive: {seqs} sequential"]
     for n in batched:
         order += [k for k in (f"{n}: 1 seq", f"{n}: {seqs} sequential", f"{n}: {seqs} batched") if k in rows]
@@ -570,7 +628,7 @@ def format_table(result: dict[str, Any]) -> str:
         title = "teacher forced" if mode == "tf" else "free running"
         lines.append(f"\ntraining step, {title}: batch {settings['batch']} x {settings['clip'] - 1} predicted "
                      f"frames; median of {settings['reps']} reps after {settings['warmup']} warm-up, alternating")
-        lines.append(f"  {'':28} {'frames/s':>9} {'min-max':>13} {'step s':>7} {'vs naive':>9} "
+        lines.append(f"  {'':28} {'frames/s':>9} {'min-max':>13} {'step s':>7} {'vs naive':>9} {'GFLOP/s':>8} "
                      f"{mem:>12} {'saved act MB':>13} {'cpu sys %':>9}")
         for name, row in section.items():
             fps = row["frames_per_s"]
@@ -578,16 +636,27 @@ def format_table(result: dict[str, Any]) -> str:
             sys_share = 100 * row["cpu_sys_s"] / cpu if cpu > 0 else 0.0
             lines.append(f"  {name:28} {fps['median']:9.3g} {spread(fps):>13} "
                          f"{statistics.median(row['step_s']):7.3g} {row['ratio_vs_naive']:8.2f}x "
-                         f"{row['peak_mem_mb']:12.0f} {row['saved_activations_mb']:13.0f} {sys_share:9.0f}")
+                         f"{row['gflop_per_s']:8.3g} {row['peak_mem_mb']:12.0f} {row['saved_activations_mb']:13.0f} "
+                         f"{sys_share:9.0f}")
     if result["rollout"]:
         lines.append(f"\nrollouts from the prior: {settings['rollout_frames']} frames per sequence, "
                      f"{settings['rollout_reps']} rep(s); '1 seq' is the median over the sequences")
-        lines.append(f"  {'':40} {'frames/s':>9} {'min-max':>13} {'seconds':>8} {'vs naive':>9} {mem:>12}")
+        lines.append(f"  {'':40} {'frames/s':>9} {'min-max':>13} {'seconds':>8} {'vs naive':>9} {'GFLOP/s':>8} "
+                     f"{mem:>12}")
         for name, row in result["rollout"].items():
             fps = row["frames_per_s"]
             lines.append(f"  {name:40} {fps['median']:9.3g} {spread(fps):>13} "
                          f"{statistics.median(row['seconds']):8.3g} {row['ratio_vs_naive']:8.2f}x "
-                         f"{row['peak_mem_mb']:12.0f}")
+                         f"{row['gflop_per_s']:8.3g} {row['peak_mem_mb']:12.0f}")
+    gflop_rows = [(f"training ({mode})", section) for mode, section in result["train"].items()]
+    if result["rollout"]:
+        gflop_rows.append(("rollout", {n.split(":")[0]: row for n, row in result["rollout"].items()}))
+    if gflop_rows:
+        lines.append("\nGFLOP per predicted frame (counted): " + "; ".join(
+            f"{title} " + ", ".join(f"{n} {row['gflop_per_frame']:.3g}" for n, row in rows.items())
+            for title, rows in gflop_rows))
+    lines.append(f"device peak ({result['peak_probe']}): " + ", ".join(
+        f"{'naive (fp32, NCHW)' if n == 'naive' else n} {g:.0f} GFLOP/s" for n, g in result["peak_gflops"].items()))
     seqs = settings["rollout_sequences"]
     lines.append("")
     for name, ratios in result["ratios"].items():
@@ -600,6 +669,11 @@ def format_table(result: dict[str, Any]) -> str:
         if "rollout_batched_vs_own_sequential" in ratios:
             parts.append(f"({ratios['rollout_batched_vs_own_sequential']:.2f}x its own sequential)")
         lines.append(f"{name}: " + ", ".join(parts[:2]) + (" " + parts[2] if len(parts) > 2 else ""))
+        ceilings = [f"{what} {ratios[key]:.2f}x" for key, what in
+                    (("train_ceiling", "training"), ("rollout_ceiling", f"{seqs} sequences batched")) if key in ratios]
+        if ceilings:
+            lines.append(f"  ceiling at the device peak: {', '.join(ceilings)} (its FLOPs at the probe's GFLOP/s, "
+                         "against the naive loop's measured speed)")
     lines.append(f"process peak RSS {env['peak_rss_mb_lifetime']:.0f} MB (getrusage); memory columns: "
                  + ("torch.cuda.max_memory_allocated per variant" if env["device"] == "cuda" else
                     "RSS sampled while the variant ran (whole process); saved act = tensors autograd keeps"))

@@ -46,6 +46,34 @@ OUTPUTS = ("clamp", "sigmoid", "composite")
 REFERENCES = ("previous", "first")
 
 
+def _channels_innermost(x: torch.Tensor) -> bool:
+    """A channels_last feature map (or a slice of one): stride 1 along the channels."""
+    return x.shape[-3] > 1 and x.stride(-3) == 1
+
+
+def cat_channels(parts: list[torch.Tensor]) -> torch.Tensor:
+    """torch.cat along channels, channels_last when any part is.
+
+    torch.cat of mixed layouts (channels_last features beside NCHW noise) comes out NCHW,
+    and the next convolution of a channels_last model converts it back: a full extra copy
+    of the widest tensor of the step. Converting the thin NCHW parts first costs far less.
+    """
+    if any(p.dim() == 4 and _channels_innermost(p) for p in parts):
+        parts = [p.contiguous(memory_format=torch.channels_last) for p in parts]
+    return torch.cat(parts, dim=1)
+
+
+def flatten_steps(x: torch.Tensor) -> torch.Tensor:
+    """(B, T, C, H, W) -> (B * T, C, H, W), as flatten(0, 1), keeping a channels_last layout.
+
+    flatten() of a time slice has to copy, and copies into NCHW, which the next
+    convolution of a channels_last model converts back; this copies in channels_last.
+    """
+    if _channels_innermost(x):
+        return x.permute(0, 1, 3, 4, 2).flatten(0, 1).permute(0, 3, 1, 2)
+    return x.flatten(0, 1)
+
+
 def conv3x3(in_ch: int, out_ch: int) -> nn.Conv2d:
     return nn.Conv2d(in_ch, out_ch, kernel_size=3, padding=1)
 
@@ -148,7 +176,7 @@ class Gaussian_Predictor(nn.Sequential):
         )
 
     def forward(self, frame_feat: torch.Tensor, label_feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mu, logvar = super().forward(torch.cat([frame_feat, label_feat], dim=1)).chunk(2, dim=1)
+        mu, logvar = super().forward(cat_channels([frame_feat, label_feat])).chunk(2, dim=1)
         return mu, logvar.clamp(LOGVAR_MIN, LOGVAR_MAX)
 
 
@@ -166,7 +194,7 @@ class Decoder_Fusion(nn.Sequential):
         )
 
     def forward(self, prev_feat: torch.Tensor, label_feat: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        return super().forward(torch.cat([prev_feat, label_feat, z], dim=1))
+        return super().forward(cat_channels([prev_feat, label_feat, z]))
 
 
 class Generator(nn.Sequential):

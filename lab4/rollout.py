@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 
 from lab4.device import autocast
-from lab4.model import VideoCVAE, reparameterize
+from lab4.model import VideoCVAE, flatten_steps, reparameterize
 
 # Label features for a 630-step rollout of the full-size model take ~160 MB per
 # sequence; encoding them this many steps at a time bounds the memory.
@@ -142,8 +142,8 @@ def _rollout_from_first(model: VideoCVAE, first_frames: torch.Tensor, labels: to
         for lo in range(start, stop, block):
             hi = min(lo + block, stop)
             steps = hi - lo
-            label_feat = chunk[:, lo - start:hi - start].transpose(0, 1).flatten(0, 1)  # (steps * S, ...)
-            prev_feat = first_feat.expand(steps, *first_feat.shape).flatten(0, 1)
+            label_feat = flatten_steps(chunk[:, lo - start:hi - start].transpose(0, 1))  # (steps * S, ...)
+            prev_feat = flatten_steps(first_feat.expand(steps, *first_feat.shape))
             z = draw_z(model, prev_feat, label_feat, z_mode, draws, generator)
             cond = first_frames.expand(steps, *first_frames.shape).flatten(0, 1)
             label_feat, prev_feat, cond = _per_draw(draws, label_feat, prev_feat, cond)

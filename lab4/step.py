@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from lab4.device import autocast
-from lab4.model import VideoCVAE, kl_between_gaussians, kl_to_standard_normal, reparameterize
+from lab4.model import VideoCVAE, flatten_steps, kl_between_gaussians, kl_to_standard_normal, reparameterize
 
 
 # mask_weight's target with mask_target="changed": a pixel has changed when a channel moved by more than this (13/255).
@@ -57,7 +57,7 @@ def clip_loss(model: VideoCVAE, frames: torch.Tensor, labels: torch.Tensor, teac
     steps = length - 1
     frame_feat = model.encode_frames(frames.flatten(0, 1)).unflatten(0, (batch, length))
     label_feat = model.encode_labels(labels[:, 1:].flatten(0, 1), model.conditioning_labels(labels, 1, length))
-    mu, logvar = model.posterior(frame_feat[:, 1:].flatten(0, 1), label_feat)
+    mu, logvar = model.posterior(flatten_steps(frame_feat[:, 1:]), label_feat)
     z = reparameterize(mu, logvar, noise)
     prior: tuple[torch.Tensor, torch.Tensor] | None = None  # (mu_p, logvar_p) laid out as (mu, logvar)
 
@@ -65,10 +65,10 @@ def clip_loss(model: VideoCVAE, frames: torch.Tensor, labels: torch.Tensor, teac
         # Every step's conditioning frame is known up front: the true previous frame, or (with
         # reference="first") the clip's first frame, which also leaves teacher forcing moot.
         if model.reference == "first":
-            prev_feat = frame_feat[:, :1].expand(-1, steps, -1, -1, -1).flatten(0, 1)
+            prev_feat = flatten_steps(frame_feat[:, :1].expand(-1, steps, -1, -1, -1))
             prev_frames = frames[:, :1].expand(-1, steps, -1, -1, -1).flatten(0, 1)
         else:
-            prev_feat = frame_feat[:, :-1].flatten(0, 1)
+            prev_feat = flatten_steps(frame_feat[:, :-1])
             prev_frames = frames[:, :-1].flatten(0, 1)
         raw = model.decode(prev_feat, label_feat, z)
         pred = model.fit_output(raw, prev_frames).unflatten(0, (batch, steps))

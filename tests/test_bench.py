@@ -67,7 +67,25 @@ def test_bench_writes_json_with_expected_keys(tmp_path: Path, capsys) -> None:
 
     assert list(result["ratios"]) == variants
     for ratios in result["ratios"].values():
-        assert set(ratios) == {"train", "rollout_batched_vs_naive_sequential", "rollout_batched_vs_own_sequential"}
+        assert set(ratios) == {"train", "rollout_batched_vs_naive_sequential", "rollout_batched_vs_own_sequential",
+                               "train_ceiling", "rollout_ceiling"}
+
+    # FLOPs are counted, not timed: teacher forced, ours encodes each frame once where the naive
+    # loop encodes it as the current frame and again as the next step's previous one; a rollout
+    # does the same work per frame both ways.
+    tf = result["train"]["tf"]
+    assert 0 < tf["ours fp32 channels_last"]["gflop_per_frame"] < tf["naive"]["gflop_per_frame"]
+    assert rollouts["naive: 1 seq"]["gflop_per_frame"] == pytest.approx(
+        rollouts["ours fp32 channels_last: 2 batched"]["gflop_per_frame"])
+    for row in [*tf.values(), *rollouts.values()]:
+        assert row["gflop_per_s"] == pytest.approx(row["gflop_per_frame"] * row["frames_per_s"]["median"])
+    assert set(result["peak_gflops"]) == {"naive", *variants} and min(result["peak_gflops"].values()) > 0
+    # The ceiling: the variant's counted FLOPs at the probe's rate, against the naive loop's speed.
+    fp32 = result["ratios"]["ours fp32 channels_last"]
+    assert fp32["train_ceiling"] == pytest.approx(
+        result["peak_gflops"]["ours fp32 channels_last"] / tf["ours fp32 channels_last"]["gflop_per_frame"]
+        / tf["naive"]["frames_per_s"]["median"])
+    assert "ceiling at the device peak" in printed and "GFLOP per predicted frame" in printed
     headline = result["ratios"]["ours fp32 channels_last"]
     assert result["train_ratio"] == headline["train"]
     assert result["train_ratio"] == result["train"]["tf"]["ours fp32 channels_last"]["ratio_vs_naive"]
@@ -106,7 +124,7 @@ def test_bench_skips(tmp_path: Path) -> None:
     assert result["train"] == {} and "train_ratio" not in result
     assert list(result["rollout"]) == ["naive: 1 seq", "naive: 2 sequential", "ours fp32 channels_last: 1 seq",
                                        "ours fp32 channels_last: 2 batched"]
-    assert set(result["ratios"]["ours fp32 channels_last"]) == {"rollout_batched_vs_naive_sequential"}
+    assert set(result["ratios"]["ours fp32 channels_last"]) == {"rollout_batched_vs_naive_sequential", "rollout_ceiling"}
 
 
 @pytest.mark.timeout(120)

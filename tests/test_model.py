@@ -7,7 +7,8 @@ import torch
 import torch.nn as nn
 
 from lab4.model import (MASK_LOGIT_MAX, ConvFFN, DepthConv, DepthConvBlock, Gaussian_Predictor, Label_Encoder, ResidualBlock,
-                        RGB_Encoder, VideoCVAE, kl_between_gaussians, kl_to_standard_normal, reparameterize)
+                        RGB_Encoder, VideoCVAE, cat_channels, flatten_steps, kl_between_gaussians,
+                        kl_to_standard_normal, reparameterize)
 from lab4.rollout import rollout
 
 
@@ -526,3 +527,24 @@ def test_rollout_from_the_first_frame_decodes_blocks_of_steps_as_a_step_by_step_
             frames = model.to_image(model.decode(first_feat, label_feat, z), cond).unflatten(0, (seqs, samples))
             torch.testing.assert_close(got[:, t], frames.mean(dim=1), msg=f"step {t}")
     torch.testing.assert_close(got[:, 0], first)
+
+
+def test_layout_helpers_keep_channels_last_and_change_no_value():
+    """flatten_steps and cat_channels give what flatten(0, 1) and torch.cat give, laid out channels_last
+    when their input is, so that a channels_last model's next convolution has nothing to convert."""
+    cl = torch.channels_last
+    feats = torch.randn(2 * 5, 8, 4, 6).contiguous(memory_format=cl).unflatten(0, (2, 5))  # (B, T, C, H, W)
+    for part in (feats[:, 1:], feats[:, :-1], feats[:, :1].expand(-1, 4, -1, -1, -1)):
+        flat = flatten_steps(part)
+        assert torch.equal(flat, part.flatten(0, 1))
+        assert flat.is_contiguous(memory_format=cl)
+    nchw = torch.randn(3, 8, 4, 6, 5)
+    assert torch.equal(flatten_steps(nchw), nchw.flatten(0, 1)) and flatten_steps(nchw).is_contiguous()
+
+    features = torch.randn(3, 8, 4, 6).contiguous(memory_format=cl)
+    noise = torch.randn(3, 2, 4, 6)  # NCHW, as torch.randn draws it
+    joined = cat_channels([features, noise])
+    assert torch.equal(joined, torch.cat([features, noise], dim=1)) and joined.is_contiguous(memory_format=cl)
+    assert not torch.cat([features, noise], dim=1).is_contiguous(memory_format=cl)  # what the helper avoids
+    plain = cat_channels([features.contiguous(), noise])
+    assert plain.is_contiguous() and torch.equal(plain, joined)
