@@ -110,13 +110,15 @@ def naive_clip_loss(model: VideoCVAE, frames: torch.Tensor, labels: torch.Tensor
 def naive_train_step(model: VideoCVAE, optimizer: torch.optim.Optimizer, frames: torch.Tensor,
                      labels: torch.Tensor, teacher_forced: bool = True, kl_weight: float = 1.0,
                      grad_clip: float = 1.0) -> torch.Tensor:
-    """One optimiser step of the naive reference: zero_grad, loop loss, backward, clip, Adam."""
+    """One optimiser step of the naive reference: zero_grad, loop loss, backward, clip, Adam.
+    Returns the detached (loss, mse, kl), as lab4.step.train_step does."""
     optimizer.zero_grad()
-    loss, _, _ = naive_clip_loss(model, frames, labels, teacher_forced, kl_weight)
+    loss, mse, kl = naive_clip_loss(model, frames, labels, teacher_forced, kl_weight)
     loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    if grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     optimizer.step()
-    return loss.detach()
+    return torch.stack([loss.detach(), mse.detach(), kl.detach()])
 
 
 @torch.no_grad()
@@ -141,6 +143,24 @@ def naive_rollout(model: VideoCVAE, first_frame: torch.Tensor, labels: torch.Ten
         decoded.append(out.cpu())
     model.train(was_training)
     return torch.cat(decoded)
+
+
+def naive_rollouts(model: VideoCVAE, first_frames: torch.Tensor, labels: torch.Tensor, z_mode: str = "prior",
+                   samples: int = 1, generator: torch.Generator | None = None, dtype: torch.dtype | None = None,
+                   truth: torch.Tensor | None = None) -> torch.Tensor:
+    """`lab4.rollout.rollout`'s signature the naive way: `naive_rollout` once per sequence, in turn."""
+    if z_mode != "prior" or dtype is not None:
+        raise ValueError(f"the naive rollout samples the prior in fp32; got z_mode={z_mode!r}, dtype={dtype}")
+    return torch.stack([naive_rollout(model, first_frames[s], labels[s], generator).to(first_frames.device)
+                        for s in range(first_frames.shape[0])])
+
+
+def naive_train_step_as_trainer(step_module: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                                scaler: torch.amp.GradScaler, frames: torch.Tensor, labels: torch.Tensor,
+                                teacher_forced: bool, kl_weight: float, device: torch.device,
+                                amp_dtype: torch.dtype | None, grad_clip: float) -> torch.Tensor:
+    """`lab4.step.train_step`'s signature the naive way (fp32, the time loop), for a whole run."""
+    return naive_train_step(step_module.model, optimizer, frames, labels, teacher_forced, kl_weight, grad_clip)
 
 
 # ---------------------------------------------------------------------------------------
@@ -512,6 +532,80 @@ def run_bench(args: argparse.Namespace, log: Callable[[str], None] = print) -> d
     return result
 
 
+def whole_runs(args: argparse.Namespace, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """A profile's whole run (training with its validations, then the test rollouts) twice, naive and ours.
+
+    What `make` does once per ablation: the naive run swaps lab4's training step and rollouts
+    for the naive reference (`naive_train_step`, `naive_rollout` per sequence) and changes
+    nothing else (data, sampler, schedules, checkpoints, scoring); both start from the same
+    seed and run in fp32, the naive loop's precision. Only the template's method has a naive
+    writing: the profile must condition each step on the previous frame and add no paint or
+    mask loss.
+    """
+    import tempfile
+    from unittest import mock
+
+    from lab4.experiment import run_test, run_training
+
+    overrides: dict[str, Any] = {"device": args.device, "precision": "fp32"}
+    if args.whole_run_epochs:
+        overrides["num_epoch"] = args.whole_run_epochs
+    if args.data:
+        overrides["data_root"] = args.data
+    cfg = make_config(args.whole_run, overrides)
+    if cfg.reference != "previous" or cfg.reference_label or cfg.paint_weight or cfg.mask_weight:
+        raise ValueError(f"--whole-run {args.whole_run}: the naive reference writes the template's method only "
+                         "(reference=previous, no reference_label, paint_weight and mask_weight 0); "
+                         "try quick-chain, lab or smoke")
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    log(f"whole runs: profile {args.whole_run}, {cfg.num_epoch} epoch(s), data {cfg.data_root}; "
+        "ours first, then naive")
+    patches = {"ours": [], "naive": [mock.patch("lab4.train.train_step", naive_train_step_as_trainer),
+                                     mock.patch("lab4.evaluate.rollout", naive_rollouts),
+                                     mock.patch("lab4.predict.rollout", naive_rollouts)]}
+    rows: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="lab4-bench-") as tmp:
+        for name, active in patches.items():
+            for patch in active:
+                patch.start()
+            try:
+                start = time.perf_counter()
+                run = run_training(cfg, Path(tmp) / name, existing="restart", progress=False)
+                trained = time.perf_counter()
+                test = run_test(run.root, gifs=False)
+                done = time.perf_counter()
+            finally:
+                for patch in active:
+                    patch.stop()
+            epochs = run.epochs
+            rows[name] = {
+                "train_s": trained - start, "test_s": done - trained, "total_s": done - start,
+                "final_val_psnr": float(epochs["val_psnr"].iloc[-1]),
+                "baseline_psnr": float(epochs["baseline_psnr"].iloc[-1]),
+                "test_psnr": test.score["model"]["overall"] if test.score else None,
+            }
+            log(f"  {name}: {rows[name]['total_s']:.1f} s")
+    return {"profile": args.whole_run, "epochs": cfg.num_epoch, "data": str(cfg.data_root),
+            "threads": torch.get_num_threads(), "runs": rows,
+            "speedup": rows["naive"]["total_s"] / rows["ours"]["total_s"],
+            "train_speedup": rows["naive"]["train_s"] / rows["ours"]["train_s"]}
+
+
+def format_whole_runs(whole: dict[str, Any]) -> str:
+    lines = [f"whole runs: profile {whole['profile']}, {whole['epochs']} epoch(s), data {whole['data']}, "
+             f"{whole['threads']} threads (training with a validation rollout per epoch, then the test rollouts)",
+             f"  {'':6} {'train+val s':>12} {'test s':>8} {'total s':>8} {'final val PSNR':>15} {'baseline':>9} "
+             f"{'test PSNR':>10}"]
+    for name, row in whole["runs"].items():
+        test = "n/a" if row["test_psnr"] is None else f"{row['test_psnr']:.2f}"
+        lines.append(f"  {name:6} {row['train_s']:12.1f} {row['test_s']:8.1f} {row['total_s']:8.1f} "
+                     f"{row['final_val_psnr']:15.2f} {row['baseline_psnr']:9.2f} {test:>10}")
+    lines.append(f"ours: the whole run {whole['speedup']:.2f}x as fast as naive (training with validations "
+                 f"{whole['train_speedup']:.2f}x)")
+    return "\n".join(lines)
+
+
 def rotated(items: list, shift: int) -> list:
     """items rotated by `shift`: each repetition starts with another variant."""
     shift %= len(items)
@@ -683,8 +777,12 @@ def format_table(result: dict[str, Any]) -> str:
 def cmd_bench(args: argparse.Namespace) -> int:
     from lab4.io import atomic_write_text
 
-    result = run_bench(args)
-    print(format_table(result))
+    if args.whole_run:
+        result = {"whole_run": whole_runs(args)}
+        print(format_whole_runs(result["whole_run"]))
+    else:
+        result = run_bench(args)
+        print(format_table(result))
     out = Path(args.out)
     atomic_write_text(out, json.dumps(result, indent=2) + "\n")
     print(f"wrote {out}")
@@ -723,5 +821,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--whole-run", metavar="PROFILE", choices=list(PROFILES),
+                   help="instead: train and test PROFILE's whole run (as make does per ablation) once with the "
+                        "naive step and rollouts, once with ours, and compare the wall time (quick-chain: make's)")
+    p.add_argument("--whole-run-epochs", type=int, default=0, help="--whole-run: epochs (default the profile's)")
+    p.add_argument("--data", help="--whole-run: dataset root (default the profile's)")
     p.add_argument("--out", default="bench.json", help="where to write the numbers (default bench.json)")
     p.set_defaults(func=cmd_bench)

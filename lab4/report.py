@@ -82,9 +82,14 @@ class ReportBook:
         if "seed" in df:
             seeds = _listing(df["seed"].astype(int))
             parts.append(f"seed{'s' if ',' in seeds else ''} {seeds}")
+        # When these runs finished (their markers); a sweep re-run over days has one start but many.
+        markers = [self.sweep.run(str(name)).marker or {} for name in df.index]
+        days = sorted({str(m["finished"])[:10] for m in markers if m.get("finished")})
         started = self.sweep.info.get("started")
-        if started:
-            parts.append(f"run {started[:10]}")
+        if days:
+            parts.append(f"finished {days[0]}" + (f" to {days[-1]}" if len(days) > 1 else ""))
+        elif started:
+            parts.append(f"sweep started {started[:10]}")
         return "What ran: " + ", ".join(parts) + "."
 
     def seeds_text(self) -> str:

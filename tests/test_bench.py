@@ -155,3 +155,26 @@ def test_bench_times_the_templates_method_at_any_profiles_widths() -> None:
             [getattr(make_config(name), f) for f in ("F_dim", "L_dim", "N_dim", "D_out_dim")]
         naive = VideoCVAE(cfg.F_dim, cfg.L_dim, cfg.N_dim, cfg.D_out_dim, output=cfg.output, prior=cfg.prior)
         build_model(cfg).load_state_dict(naive.state_dict())  # the same weights fit both
+
+
+def test_whole_run_trains_the_same_model_naive_and_ours(tmp_path: Path, tiny_data: Path, capsys) -> None:
+    """--whole-run trains a profile twice, the naive step and rollouts swapped in once: the same
+    training (same seed, same losses up to rounding) gives the same validation score."""
+    out = tmp_path / "whole.json"
+    assert main(["bench", "--whole-run", "smoke", "--whole-run-epochs", "1", "--data", str(tiny_data),
+                 "--threads", "1", "--out", str(out)]) == 0
+    assert "as fast as naive" in capsys.readouterr().out
+    whole = json.loads(out.read_text())["whole_run"]
+    assert whole["profile"] == "smoke" and whole["epochs"] == 1
+    ours, naive = whole["runs"]["ours"], whole["runs"]["naive"]
+    for row in (ours, naive):
+        assert row["train_s"] > 0 and row["test_s"] > 0 and row["test_psnr"] is not None
+    assert naive["final_val_psnr"] == pytest.approx(ours["final_val_psnr"], abs=0.05)
+    assert naive["baseline_psnr"] == ours["baseline_psnr"]
+    assert whole["speedup"] == pytest.approx(naive["total_s"] / ours["total_s"])
+
+
+def test_whole_run_refuses_a_method_the_naive_loop_does_not_write(tmp_path: Path) -> None:
+    # quick conditions every step on the first frame: no naive writing to compare with.
+    assert main(["bench", "--whole-run", "quick", "--out", str(tmp_path / "w.json")]) == 2
+    assert not (tmp_path / "w.json").exists()

@@ -419,3 +419,20 @@ def test_a_run_finished_in_a_checkout_at_another_path_is_still_finished(tmp_path
     assert finish("/elsewhere/lab4/data/tiny", "data/tiny")
     assert not finish("/elsewhere/lab4/data/other", "data/other")  # another dataset
     assert not finish("/elsewhere/data/tiny", "/elsewhere/data/tiny")  # outside its project: no telling
+
+
+def test_captions_say_when_the_shown_runs_finished_not_when_the_sweep_first_started(tiny_sweep, tmp_path):
+    import shutil
+
+    from lab4.report import ReportBook
+    from lab4.results import load_sweep
+    from lab4.sweep import RUN_MARKER
+
+    copy = tmp_path / "tiny"
+    shutil.copytree(tiny_sweep.folder, copy, ignore=shutil.ignore_patterns("checkpoints", "*.gif", "*.ipynb"))
+    for run, day in zip(GOOD_RUNS, ("2026-01-02", "2026-01-05")):
+        marker = copy / run / RUN_MARKER
+        marker.write_text(json.dumps({**json.loads(marker.read_text()), "finished": f"{day}T10:00:00"}))
+    book = ReportBook(load_sweep(copy))
+    assert "finished 2026-01-02 to 2026-01-05" in book.what_ran()
+    assert book.what_ran([GOOD_RUNS[0]]).endswith("finished 2026-01-02.")
