@@ -18,8 +18,8 @@ training step, sequences x (T-1) per rollout.
 
 The device's ceiling: each variant's FLOPs per predicted frame are counted once
 (torch.utils.flop_counter, forward and backward), and one convolution of the model's own
-kind (the lab sizes' widest, 192 -> 192 channels, 3x3, at the frame size, batch 8) is timed
-alone at each variant's precision and layout. Its GFLOP/s is about the best this device does
+kind (3x3, stride 1, at the frame size, 192 -> 192 channels: the lab sizes' widest feature
+width, D; batch 8) is timed alone at each variant's precision and layout. Its GFLOP/s is about the best this device does
 on this work, so FLOPs / that rate bounds how fast a variant can go: `ceiling` says how many
 times the naive loop that would be. A target above the ceiling needs fewer FLOPs or faster
 arithmetic (a lower precision), not better code.
@@ -246,7 +246,7 @@ def saved_activation_bytes(fn: Callable[[], Any], params: list[torch.Tensor]) ->
     return sum(seen.values())
 
 
-# The peak probe: batch, channels in = out, kernel; the widest layer of the lab sizes.
+# The peak probe: batch, channels in = out (the lab sizes' widest feature width), kernel.
 PROBE_BATCH, PROBE_CHANNELS, PROBE_KERNEL = 8, 192, 3
 
 
@@ -511,7 +511,7 @@ def run_bench(args: argparse.Namespace, log: Callable[[str], None] = print) -> d
         if result["train"]:
             section = result["train"][modes[0]]
             ratios["train"] = section[v.name]["ratio_vs_naive"]
-            # At the probe's rate, this variant's FLOPs per frame would take at least this long.
+            # Frames/s if every FLOP ran at the probe's rate, against the naive loop's measured frames/s.
             ratios["train_ceiling"] = (peaks[v.name] / section[v.name]["gflop_per_frame"]
                                        / section["naive"]["frames_per_s"]["median"])
         if result["rollout"]:
