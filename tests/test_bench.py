@@ -159,7 +159,8 @@ def test_bench_times_the_templates_method_at_any_profiles_widths() -> None:
 
 def test_whole_run_trains_the_same_model_naive_and_ours(tmp_path: Path, tiny_data: Path, capsys) -> None:
     """--whole-run trains a profile twice, the naive step and rollouts swapped in once: the same
-    training (same seed, same losses up to rounding) gives the same validation score."""
+    training (same seed and data; the noise drawn in another order) gives the same validation
+    score after one epoch of the smoke profile."""
     out = tmp_path / "whole.json"
     assert main(["bench", "--whole-run", "smoke", "--whole-run-epochs", "1", "--data", str(tiny_data),
                  "--threads", "1", "--out", str(out)]) == 0
