@@ -344,14 +344,20 @@ def test_run_training_keeps_a_finished_run_and_refuses_other_settings(tmp_path, 
         experiment.run_training(cfg, run_dir, existing="overwrite")
 
 
-def test_a_sweep_without_summary_is_read_from_its_run_markers(tiny_sweep, tmp_path):
+def copy_of_sweep(tiny_sweep, tmp_path: Path) -> Path:
+    """The tiny sweep's folder copied under tmp_path (without checkpoints, GIFs and notebooks), to alter."""
     import shutil
-
-    from lab4.report import ReportBook
-    from lab4.results import load_sweep
 
     copy = tmp_path / "tiny"
     shutil.copytree(tiny_sweep.folder, copy, ignore=shutil.ignore_patterns("checkpoints", "*.gif", "*.ipynb"))
+    return copy
+
+
+def test_a_sweep_without_summary_is_read_from_its_run_markers(tiny_sweep, tmp_path):
+    from lab4.report import ReportBook
+    from lab4.results import load_sweep
+
+    copy = copy_of_sweep(tiny_sweep, tmp_path)
     (copy / "summary.csv").unlink()
     sweep = load_sweep(copy)
     assert sweep.run_names == GOOD_RUNS  # the failed run has no marker
@@ -422,14 +428,11 @@ def test_a_run_finished_in_a_checkout_at_another_path_is_still_finished(tmp_path
 
 
 def test_captions_say_when_the_shown_runs_finished_not_when_the_sweep_first_started(tiny_sweep, tmp_path):
-    import shutil
-
     from lab4.report import ReportBook
     from lab4.results import load_sweep
     from lab4.sweep import RUN_MARKER
 
-    copy = tmp_path / "tiny"
-    shutil.copytree(tiny_sweep.folder, copy, ignore=shutil.ignore_patterns("checkpoints", "*.gif", "*.ipynb"))
+    copy = copy_of_sweep(tiny_sweep, tmp_path)
     for run, day in zip(GOOD_RUNS, ("2026-01-02", "2026-01-05")):
         marker = copy / run / RUN_MARKER
         marker.write_text(json.dumps({**json.loads(marker.read_text()), "finished": f"{day}T10:00:00"}))
