@@ -24,6 +24,15 @@ on this work, so FLOPs / that rate bounds how fast a variant can go: `ceiling` s
 times the naive loop that would be. A target above the ceiling needs fewer FLOPs or faster
 arithmetic (a lower precision), not better code.
 
+What the convolutions leave: on CPU one more training step of each variant, and a
+65-frame rollout of the naive loop and of each variant's batched rollout, run under
+torch.profiler, give the share of the time spent inside convolutions (`conv_share`,
+`conv %` in the table). With every other op taking no time at all a variant would run
+its measured speed / that share: `bound by its convolutions` says how many times the
+naive loop that would be. It is below the ceiling where the model's convolutions (1x1,
+depthwise, narrow ones) run slower than the probe's; what lies between it and the
+measured ratio is all the rest (elementwise ops, copies, Python).
+
 Memory: on CUDA, torch.cuda.max_memory_allocated per variant (exact). On CPU the peak
 resident set size sampled while the variant runs (`peak_rss_mb`: the whole process, and
 an allocator may keep memory an earlier phase freed, so compare with care), the
@@ -35,6 +44,7 @@ allocator).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -45,7 +55,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -246,6 +256,9 @@ def saved_activation_bytes(fn: Callable[[], Any], params: list[torch.Tensor]) ->
     return sum(seen.values())
 
 
+# Frames per sequence of the rollout profiled for its convolutions' share (each step does the
+# same work, so a short rollout shows the share of a long one).
+CONV_PROFILE_FRAMES = 65
 # The peak probe: batch, channels in = out (the lab sizes' widest feature width), kernel.
 PROBE_BATCH, PROBE_CHANNELS, PROBE_KERNEL = 8, 192, 3
 
@@ -274,6 +287,42 @@ def counted_gflop(fn: Callable[[], Any]) -> float:
     with FlopCounterMode(display=False) as counter:
         fn()
     return counter.get_total_flops() / 1e9
+
+
+def convolution_share(fn: Callable[[], Any], device: torch.device) -> float | None:
+    """The share of fn's time spent inside convolutions, forward and backward: the self CPU time,
+    by torch.profiler, of every op with "conv" in its name (the kernels and their dispatch),
+    over fn's wall time in the same run (so a slow moment of the machine scales both alike).
+
+    CPU only (None elsewhere): on a GPU an op's CPU time is its launch, not its work.
+    """
+    if device.type != "cpu":
+        return None
+    prof = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU])
+    with stderr_silenced():  # the profiler's start and stop each log a line there
+        prof.start()
+    try:
+        start = time.perf_counter()
+        fn()
+        wall = time.perf_counter() - start
+    finally:
+        with stderr_silenced():
+            prof.stop()
+    return sum(e.self_cpu_time_total for e in prof.key_averages() if "conv" in e.key.lower()) / 1e6 / wall
+
+
+@contextlib.contextmanager
+def stderr_silenced() -> Iterator[None]:
+    """File descriptor 2 points at /dev/null inside: silences what C++ code writes there."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def summary(values: list[float]) -> dict[str, float]:
@@ -478,6 +527,7 @@ def run_bench(args: argparse.Namespace, log: Callable[[str], None] = print) -> d
                     return clip_loss(model, frames, labels, forced, args.kl_weight).loss
             losses[v.name] = loss_of
         saved = {n: saved_activation_bytes(losses[n], list(models[n].parameters())) for n in names}
+        conv_share = {n: convolution_share(steps[n], device) for n in names}
         gflop = {n: counted_gflop(lambda n=n: losses[n]().backward()) / per_step for n in names}
         for model in models.values():
             model.zero_grad(set_to_none=True)  # what counting left behind; each step zeroes its own
@@ -495,6 +545,7 @@ def run_bench(args: argparse.Namespace, log: Callable[[str], None] = print) -> d
                 # is the allocator handing out fresh pages (page faults).
                 "cpu_user_s": cpu_times[n][0], "cpu_sys_s": cpu_times[n][1],
                 "gflop_per_frame": gflop[n], "gflop_per_s": gflop[n] * statistics.median(fps),
+                "conv_share": conv_share[n],
             }
         result["train"][mode] = section
     result["env"]["peak_rss_mb_lifetime"] = peak_rss_lifetime_mb()
@@ -514,12 +565,16 @@ def run_bench(args: argparse.Namespace, log: Callable[[str], None] = print) -> d
             # Frames/s if every FLOP ran at the probe's rate, against the naive loop's measured frames/s.
             ratios["train_ceiling"] = (peaks[v.name] / section[v.name]["gflop_per_frame"]
                                        / section["naive"]["frames_per_s"]["median"])
+            if section[v.name]["conv_share"]:
+                ratios["train_conv_bound"] = ratios["train"] / section[v.name]["conv_share"]
         if result["rollout"]:
             roll = result["rollout"]
             naive_seq = roll[f"naive: {seqs} sequential"]["frames_per_s"]["median"]
             batched = roll[f"{v.name}: {seqs} batched"]["frames_per_s"]["median"]
             ratios["rollout_batched_vs_naive_sequential"] = batched / naive_seq
             ratios["rollout_ceiling"] = peaks[v.name] / roll[f"{v.name}: {seqs} batched"]["gflop_per_frame"] / naive_seq
+            if roll[f"{v.name}: {seqs} batched"]["conv_share"]:
+                ratios["rollout_conv_bound"] = batched / naive_seq / roll[f"{v.name}: {seqs} batched"]["conv_share"]
             if f"{v.name}: {seqs} sequential" in roll:
                 ratios["rollout_batched_vs_own_sequential"] = (
                     batched / roll[f"{v.name}: {seqs} sequential"]["frames_per_s"]["median"])
@@ -673,6 +728,12 @@ def bench_rollouts(args: argparse.Namespace, device: torch.device, naive_model: 
         for n in rotated(list(batched), rep):
             batch_times[n].append(timed(f"{n} batched", lambda: batched[n](labels)))
 
+    # The convolutions' share, profiled on a shorter rollout: the naive loop's (the same for one
+    # sequence or several in turn) and each variant's batched one.
+    short = labels[:, :min(length, CONV_PROFILE_FRAMES)]
+    conv_share = {"naive": convolution_share(lambda: one["naive"](0, short), device)}
+    conv_share.update({n: convolution_share(lambda n=n: batched[n](short), device) for n in batched})
+
     frames_one = length - 1
     rows: dict[str, dict[str, Any]] = {}
     for n in one:
@@ -693,9 +754,12 @@ def bench_rollouts(args: argparse.Namespace, device: torch.device, naive_model: 
             "seconds": batch_times[n], "peak_mem_mb": memory[f"{n} batched"].peak / 2**20}
     naive_one = rows["naive: 1 seq"]["frames_per_s"]["median"]
     naive_seq = rows[f"naive: {seqs} sequential"]["frames_per_s"]["median"]
-    for row in rows.values():
+    profiled = {"naive: 1 seq": conv_share["naive"], f"naive: {seqs} sequential": conv_share["naive"],
+                **{f"{n}: {seqs} batched": conv_share[n] for n in batched}}
+    for name, row in rows.items():
         row["ratio_vs_naive"] = row["frames_per_s"]["median"] / (naive_one if row["sequences"] == 1 else naive_seq)
         row["gflop_per_s"] = row["gflop_per_frame"] * row["frames_per_s"]["median"]
+        row["conv_share"] = profiled.get(name)
     order = [f"naive: 1 seq", f"naive: {seqs} sequential"]
     for n in batched:
         order += [k for k in (f"{n}: 1 seq", f"{n}: {seqs} sequential", f"{n}: {seqs} batched") if k in rows]
@@ -706,6 +770,10 @@ def peak_rss_lifetime_mb() -> float:
     """The process's peak resident set size (ru_maxrss: KiB on Linux, bytes on macOS)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (2**20 if sys.platform == "darwin" else 2**10)
+
+
+def percent(share: float | None) -> str:
+    return "-" if share is None else f"{100 * share:.0f}"
 
 
 def spread(s: dict[str, float]) -> str:
@@ -723,7 +791,7 @@ def format_table(result: dict[str, Any]) -> str:
         lines.append(f"\ntraining step, {title}: batch {settings['batch']} x {settings['clip'] - 1} predicted "
                      f"frames; median of {settings['reps']} reps after {settings['warmup']} warm-up, alternating")
         lines.append(f"  {'':28} {'frames/s':>9} {'min-max':>13} {'step s':>7} {'vs naive':>9} {'GFLOP/s':>8} "
-                     f"{mem:>12} {'saved act MB':>13} {'cpu sys %':>9}")
+                     f"{mem:>12} {'saved act MB':>13} {'cpu sys %':>9} {'conv %':>6}")
         for name, row in section.items():
             fps = row["frames_per_s"]
             cpu = row["cpu_user_s"] + row["cpu_sys_s"]
@@ -731,17 +799,17 @@ def format_table(result: dict[str, Any]) -> str:
             lines.append(f"  {name:28} {fps['median']:9.3g} {spread(fps):>13} "
                          f"{statistics.median(row['step_s']):7.3g} {row['ratio_vs_naive']:8.2f}x "
                          f"{row['gflop_per_s']:8.3g} {row['peak_mem_mb']:12.0f} {row['saved_activations_mb']:13.0f} "
-                         f"{sys_share:9.0f}")
+                         f"{sys_share:9.0f} {percent(row['conv_share']):>6}")
     if result["rollout"]:
         lines.append(f"\nrollouts from the prior: {settings['rollout_frames']} frames per sequence, "
                      f"{settings['rollout_reps']} rep(s); '1 seq' is the median over the sequences")
         lines.append(f"  {'':40} {'frames/s':>9} {'min-max':>13} {'seconds':>8} {'vs naive':>9} {'GFLOP/s':>8} "
-                     f"{mem:>12}")
+                     f"{mem:>12} {'conv %':>6}")
         for name, row in result["rollout"].items():
             fps = row["frames_per_s"]
             lines.append(f"  {name:40} {fps['median']:9.3g} {spread(fps):>13} "
                          f"{statistics.median(row['seconds']):8.3g} {row['ratio_vs_naive']:8.2f}x "
-                         f"{row['gflop_per_s']:8.3g} {row['peak_mem_mb']:12.0f}")
+                         f"{row['gflop_per_s']:8.3g} {row['peak_mem_mb']:12.0f} {percent(row['conv_share']):>6}")
     gflop_rows = [(f"training ({mode})", section) for mode, section in result["train"].items()]
     if result["rollout"]:
         gflop_rows.append(("rollout", {n.split(":")[0]: row for n, row in result["rollout"].items()}))
@@ -760,17 +828,27 @@ def format_table(result: dict[str, Any]) -> str:
         if "rollout_batched_vs_naive_sequential" in ratios:
             parts.append(f"{seqs} sequences batched {ratios['rollout_batched_vs_naive_sequential']:.2f}x "
                          f"the naive {seqs} sequential")
+        own = ""
         if "rollout_batched_vs_own_sequential" in ratios:
-            parts.append(f"({ratios['rollout_batched_vs_own_sequential']:.2f}x its own sequential)")
-        lines.append(f"{name}: " + ", ".join(parts[:2]) + (" " + parts[2] if len(parts) > 2 else ""))
+            own = f" ({ratios['rollout_batched_vs_own_sequential']:.2f}x its own sequential)"
+        lines.append(f"{name}: " + ", ".join(parts) + own)
         ceilings = [f"{what} {ratios[key]:.2f}x" for key, what in
                     (("train_ceiling", "training"), ("rollout_ceiling", f"{seqs} sequences batched")) if key in ratios]
         if ceilings:
             lines.append(f"  ceiling at the device peak: {', '.join(ceilings)} (its FLOPs at the probe's GFLOP/s, "
                          "against the naive loop's measured speed)")
+        bounds = [f"{what} {ratios[key]:.2f}x" for key, what in
+                  (("train_conv_bound", "training"), ("rollout_conv_bound", f"{seqs} sequences batched"))
+                  if key in ratios]
+        if bounds:
+            lines.append(f"  bound by its convolutions: {', '.join(bounds)} (its profiled convolution time alone, "
+                         "all other work taking none, against the naive loop's measured speed)")
     lines.append(f"process peak RSS {env['peak_rss_mb_lifetime']:.0f} MB (getrusage); memory columns: "
                  + ("torch.cuda.max_memory_allocated per variant" if env["device"] == "cuda" else
                     "RSS sampled while the variant ran (whole process); saved act = tensors autograd keeps"))
+    if env["device"] == "cpu":
+        lines.append("conv % = share of the time spent in convolutions (torch.profiler, over one extra step, or "
+                     f"a {CONV_PROFILE_FRAMES}-frame rollout); the rest is elementwise work, copies and Python")
     return "\n".join(lines)
 
 

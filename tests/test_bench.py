@@ -68,7 +68,7 @@ def test_bench_writes_json_with_expected_keys(tmp_path: Path, capsys) -> None:
     assert list(result["ratios"]) == variants
     for ratios in result["ratios"].values():
         assert set(ratios) == {"train", "rollout_batched_vs_naive_sequential", "rollout_batched_vs_own_sequential",
-                               "train_ceiling", "rollout_ceiling"}
+                               "train_ceiling", "rollout_ceiling", "train_conv_bound", "rollout_conv_bound"}
 
     # FLOPs are counted, not timed: teacher forced, ours encodes each frame once where the naive
     # loop encodes it as the current frame and again as the next step's previous one; a rollout
@@ -86,6 +86,15 @@ def test_bench_writes_json_with_expected_keys(tmp_path: Path, capsys) -> None:
         result["peak_gflops"]["ours fp32 channels_last"] / tf["ours fp32 channels_last"]["gflop_per_frame"]
         / tf["naive"]["frames_per_s"]["median"])
     assert "ceiling at the device peak" in printed and "GFLOP per predicted frame" in printed
+    # The convolutions' profiled time: part of each row's time, and the bound it sets.
+    profiled = [*tf.values(), *(row for name, row in rollouts.items() if name.startswith("naive") or "batched" in name)]
+    for row in profiled:
+        assert 0 < row["conv_share"] < 1
+    assert rollouts["ours fp32 channels_last: 2 sequential"]["conv_share"] is None  # not profiled
+    assert fp32["train_conv_bound"] == pytest.approx(fp32["train"] / tf["ours fp32 channels_last"]["conv_share"])
+    assert fp32["rollout_conv_bound"] == pytest.approx(
+        fp32["rollout_batched_vs_naive_sequential"] / rollouts["ours fp32 channels_last: 2 batched"]["conv_share"])
+    assert "bound by its convolutions" in printed and "conv %" in printed
     headline = result["ratios"]["ours fp32 channels_last"]
     assert result["train_ratio"] == headline["train"]
     assert result["train_ratio"] == result["train"]["tf"]["ours fp32 channels_last"]["ratio_vs_naive"]
@@ -124,7 +133,8 @@ def test_bench_skips(tmp_path: Path) -> None:
     assert result["train"] == {} and "train_ratio" not in result
     assert list(result["rollout"]) == ["naive: 1 seq", "naive: 2 sequential", "ours fp32 channels_last: 1 seq",
                                        "ours fp32 channels_last: 2 batched"]
-    assert set(result["ratios"]["ours fp32 channels_last"]) == {"rollout_batched_vs_naive_sequential", "rollout_ceiling"}
+    assert set(result["ratios"]["ours fp32 channels_last"]) == {"rollout_batched_vs_naive_sequential", "rollout_ceiling",
+                                                                "rollout_conv_bound"}
 
 
 @pytest.mark.timeout(120)
