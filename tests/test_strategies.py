@@ -85,7 +85,7 @@ def test_best_of_needs_the_truth() -> None:
 
 
 @pytest.mark.parametrize("prior", ["fixed", "learned"])
-def test_compare_z_strategies_tables(prior: str) -> None:
+def test_compare_z_strategies_tables(prior: str, monkeypatch) -> None:
     model = tiny_model(prior)
     frames, labels = videos()
     per_frame, summary = compare_z_strategies(model, frames, labels, samples=3, seed=5)
@@ -111,6 +111,19 @@ def test_compare_z_strategies_tables(prior: str) -> None:
     assert means["ssim"].to_numpy() == pytest.approx(summary["mean_ssim"].to_numpy(), abs=1e-6)
     # Short videos: Kaggle's frames 1..600 are all of the predicted frames.
     assert summary["psnr_frames_1_600"].to_numpy() == pytest.approx(summary["mean_psnr"].to_numpy(), rel=1e-5)
+    assert summary["ssim_frames_1_600"].to_numpy() == pytest.approx(summary["mean_ssim"].to_numpy(), abs=1e-6)
+    assert summary["baseline_ssim_frames_1_600"].to_numpy() == pytest.approx(
+        summary["baseline_mean_ssim"].to_numpy(), abs=1e-6)
+    # The 1-600 columns average Kaggle's scored frames only: with frames 1-2 scored, those two.
+    monkeypatch.setattr("lab4.strategies.scored_frames_for", lambda length: [1, 2])
+    per_frame, summary = compare_z_strategies(model, frames, labels, samples=3, seed=5)
+    first_two = per_frame[per_frame["frame"] <= 2].groupby("strategy", sort=False).mean(numeric_only=True)
+    for summary_column, frame_column in [("psnr_frames_1_600", "psnr"), ("ssim_frames_1_600", "ssim"),
+                                         ("baseline_psnr_frames_1_600", "baseline_psnr"),
+                                         ("baseline_ssim_frames_1_600", "baseline_ssim")]:
+        assert summary[summary_column].to_numpy() == pytest.approx(first_two[frame_column].to_numpy(), rel=1e-5)
+    assert summary["ssim_frames_1_600"].to_numpy() != pytest.approx(summary["mean_ssim"].to_numpy())
+    monkeypatch.undo()
     # One video works too; with one sample per step best_of is the prior sample (same seed).
     per_frame, summary = compare_z_strategies(model, frames[0], labels[0], samples=1, seed=5)
     assert set(per_frame["sequence"]) == {0} and len(per_frame) == len(STRATEGIES) * (LENGTH - 1)
