@@ -475,6 +475,7 @@ def run_bench(args: argparse.Namespace, log: Callable[[str], None] = print) -> d
             "device": device.type, "device_name": device_name(device), "torch": torch.__version__,
             "threads": torch.get_num_threads(), "python": platform.python_version(),
             "allocator": allocator_in_use(), "ld_preload": os.environ.get("LD_PRELOAD", ""),
+            "tcmalloc_release_rate": os.environ.get("TCMALLOC_RELEASE_RATE", ""),
             "cpu_count": os.cpu_count(),
         },
         "peak_gflops": peaks,
@@ -785,7 +786,9 @@ def format_table(result: dict[str, Any]) -> str:
     mem = "peak GPU MB" if env["device"] == "cuda" else "peak RSS MB"
     lines = [f"lab4 bench: {settings['sizes']} sizes (F={settings['F_dim']} L={settings['L_dim']} "
              f"N={settings['N_dim']} D={settings['D_out_dim']}, {settings['params'] / 1e6:.2f} M params) on "
-             f"{env['device_name']}; torch {env['torch']}, {env['threads']} threads, allocator {env['allocator']}"]
+             f"{env['device_name']}; torch {env['torch']}, {env['threads']} threads, allocator {env['allocator']}"
+             + (f" (release rate {env['tcmalloc_release_rate']})"
+                if env["allocator"] == "tcmalloc" and env.get("tcmalloc_release_rate") else "")]
     for mode, section in result["train"].items():
         title = "teacher forced" if mode == "tf" else "free running"
         lines.append(f"\ntraining step, {title}: batch {settings['batch']} x {settings['clip'] - 1} predicted "
