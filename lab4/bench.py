@@ -575,7 +575,8 @@ def run_bench(args: argparse.Namespace, log: Callable[[str], None] = print) -> d
             ratios["rollout_batched_vs_naive_sequential"] = batched / naive_seq
             ratios["rollout_ceiling"] = peaks[v.name] / roll[f"{v.name}: {seqs} batched"]["gflop_per_frame"] / naive_seq
             if roll[f"{v.name}: {seqs} batched"]["conv_share"]:
-                ratios["rollout_conv_bound"] = batched / naive_seq / roll[f"{v.name}: {seqs} batched"]["conv_share"]
+                ratios["rollout_conv_bound"] = (ratios["rollout_batched_vs_naive_sequential"]
+                                                / roll[f"{v.name}: {seqs} batched"]["conv_share"])
             if f"{v.name}: {seqs} sequential" in roll:
                 ratios["rollout_batched_vs_own_sequential"] = (
                     batched / roll[f"{v.name}: {seqs} sequential"]["frames_per_s"]["median"])
