@@ -10,12 +10,31 @@ from pathlib import Path
 DEFAULT_DATA_ROOTS = {"small": "data/synthetic", "tiny": "data/tiny", "lab": "data/synthetic_lab"}
 
 
+def default_data_root(size: str, style: str = "studio") -> str:
+    """Where `lab4 data` writes a size and style: the studio style (the default) under the plain
+    names the profiles read, the variety style beside it with a `_variety` suffix."""
+    root = DEFAULT_DATA_ROOTS.get(size, f"data/synthetic_{size}")
+    return root if style == "studio" else f"{root}_{style}"
+
+
 def cmd_data(args: argparse.Namespace) -> int:
     from lab4.synth import generate_dataset
 
-    root = Path(args.root or DEFAULT_DATA_ROOTS.get(args.size, f"data/synthetic_{args.size}"))
-    generate_dataset(root, size=args.size, seed=args.seed, force=args.force)
-    print(f"synthetic dataset ({args.size}, seed {args.seed}) ready in {root}")
+    root = Path(args.root or default_data_root(args.size, args.style))
+    generate_dataset(root, size=args.size, seed=args.seed, force=args.force, style=args.style)
+    print(f"synthetic dataset ({args.style}, {args.size}, seed {args.seed}) ready in {root}")
+    return 0
+
+
+def cmd_data_stats(args: argparse.Namespace) -> int:
+    from lab4.data import check_layout, load_split
+    from lab4.footage import format_stats, measure
+
+    root = Path(args.root)
+    check_layout(root, ("train", "val"))
+    train, val = load_split(root, "train"), load_split(root, "val")
+    print(f"{root}: {len(train)} train frames, {len(val)} val frames")
+    print(format_stats(measure(train.frames, val.frames, val.labels)))
     return 0
 
 
@@ -95,10 +114,19 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("data", help="generate the synthetic studio-dancer dataset in the Lab 4 layout")
     p.add_argument("--size", default="small", help="tiny (tests), small (default, CPU), lab (real data's counts)")
-    p.add_argument("--root", help="output folder (default data/synthetic for small, data/tiny, data/synthetic_lab)")
+    p.add_argument("--style", default="studio", choices=["studio", "variety"],
+                   help="studio (default): one performer in one studio, faint labels on white, as the real "
+                        "data; variety: a new dancer and studio per video, bold labels on black")
+    p.add_argument("--root", help="output folder (default data/synthetic for small, data/tiny, data/synthetic_lab; "
+                                  "with a _variety suffix for --style variety)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--force", action="store_true", help="overwrite a different dataset in --root")
     p.set_defaults(func=cmd_data)
+
+    p = sub.add_parser("data-stats", help="label faintness, performer size, motion and the first-frame baseline of "
+                                          "a dataset, beside the real footage's")
+    p.add_argument("root", help="a dataset root in the Lab 4 layout (synthetic or real)")
+    p.set_defaults(func=cmd_data_stats)
 
     for name, func, text in (("train", cmd_train, "train the CVAE"),
                              ("config", cmd_config, "print the full config a train command would use")):

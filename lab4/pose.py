@@ -129,8 +129,9 @@ def draw_skeleton(
     limb_width: float | None = None,
     joint_radius: float | None = None,
     supersample: int = 8,
+    background: tuple[int, int, int] = (0, 0, 0),
 ) -> Image.Image:
-    """Draw an OpenPose-style skeleton on a black RGB image of `size` = (width, height).
+    """Draw an OpenPose-style skeleton on an RGB image of `size` = (width, height), black by default.
 
     `keypoints` is an (18, 2) array of (x, y) pixel coordinates in the output image, in
     the order of ``KEYPOINT_NAMES``; NaN rows are undetected keypoints and are skipped
@@ -149,7 +150,7 @@ def draw_skeleton(
     visible = np.isfinite(points).all(axis=1)
     pts = _to_canvas(points, scale)
 
-    canvas = Image.new("RGB", (width * scale, height * scale), (0, 0, 0))
+    canvas = Image.new("RGB", (width * scale, height * scale), background)
     draw = ImageDraw.Draw(canvas)
     # Joints first, limbs over them, as the demo does: the joint dots show through the
     # translucent limbs and stay visible where limbs meet.
@@ -160,3 +161,21 @@ def draw_skeleton(
         if visible[a] and visible[b]:
             _blend_polygon(canvas, _limb_polygon(pts[a], pts[b], half_width), colour, LIMB_ALPHA)
     return canvas.reduce(scale) if scale > 1 else canvas
+
+
+# The real Lab 4 labels: the demo's drawing at the footage's size (1024 x 512: limbs 8 px
+# thick, joints of radius 4), on white, then shrunk 16x by the loader's resize.
+SOURCE_HEIGHT = 512
+SOURCE_STICK_WIDTH = 8.0
+SOURCE_JOINT_RADIUS = 4.0
+WHITE = (255, 255, 255)
+
+
+def draw_footage_label(keypoints: np.ndarray, size: tuple[int, int], source_height: int = SOURCE_HEIGHT) -> Image.Image:
+    """A label as the real data's look: the skeleton drawn at the footage's resolution on white,
+    then box-filtered down to `size`, so that its limbs are faint sub-pixel lines."""
+    width, height = size
+    ratio = height / source_height
+    return draw_skeleton(keypoints, size, limb_width=SOURCE_STICK_WIDTH * ratio,
+                         joint_radius=SOURCE_JOINT_RADIUS * ratio, supersample=round(1 / ratio),
+                         background=WHITE)

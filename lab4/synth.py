@@ -59,6 +59,7 @@ LABEL_SUPERSAMPLE = 8
 BACKGROUND_SUPERSAMPLE = 4
 
 _SPLIT_STREAM = {"train": 0, "val": 1, "test": 2}
+_STUDIO_STREAM = 3  # the one performer and studio of a `studio` dataset, shared by every split
 _APPEARANCE_STREAM = 0
 _CHOREOGRAPHY_STREAM = 1
 
@@ -100,6 +101,18 @@ SIZES: dict[str, SizeSpec] = {
     "lab": SizeSpec("lab", _lab_train_videos(), 630, 5, 630, "the real data's counts"),
 }
 DEFAULT_SIZE = "small"
+
+# "studio": the real task's shape, one performer in one studio seen by one fixed camera in every
+# split, labels drawn as the real ones (faint, thin, on white); val and test are new dances.
+# "variety": every video its own dancer, studio and bold labels on black; val/test dancers unseen.
+STYLES = ("studio", "variety")
+DEFAULT_STYLE = "studio"
+
+
+def check_style(style: str) -> str:
+    if style not in STYLES:
+        raise ValueError(f"unknown dataset style {style!r}; valid styles: {', '.join(STYLES)}")
+    return style
 
 
 def size_spec(size: str) -> SizeSpec:
@@ -278,6 +291,46 @@ def sample_appearance(seed: int, split: str, index: int) -> Appearance:
     )
 
 
+def studio_appearance(seed: int) -> Appearance:
+    """The one performer and studio of a `studio` dataset, as the real footage shows them: a pale
+    grey wall lit in soft patches by ceiling lights, a lighter floor, and a performer in a dark
+    long-sleeved top and dark trousers, about 26 of the 32 rows tall."""
+    rng = np.random.default_rng([seed, _STUDIO_STREAM, 0, _APPEARANCE_STREAM])
+    grey = rng.uniform(178, 192)
+    wall = _jitter(rng, (int(grey), int(grey + 1), int(grey + 3)), 1.5)
+    lights = tuple(
+        Light(x=float(x + rng.uniform(-0.08, 0.08)), y=float(rng.uniform(-0.06, 0.04)),
+              radius=float(rng.uniform(0.16, 0.24)), strength=float(rng.uniform(14, 22)))
+        for x in (0.35, 1.0, 1.65)
+    )  # fmt: skip
+    return Appearance(
+        skin=_jitter(rng, (222, 172, 140), 5),
+        hair=_jitter(rng, (30, 24, 22), 3),
+        hair_style="short",
+        shirt=_jitter(rng, (40, 40, 48), 3),
+        long_sleeves=True,
+        trousers=_jitter(rng, (30, 31, 38), 3),
+        shorts=False,
+        shoes=_jitter(rng, (26, 26, 28), 2),
+        height=0.84,
+        shoulder_half=0.105,
+        hip_half=0.07,
+        leg_scale=1.0,
+        limb_scale=1.0,
+        head_scale=1.0,
+        wall=wall,
+        wall_gradient=-0.05,
+        floor=_scaled(wall, 1.1),
+        floor_gradient=0.04,
+        horizon=0.74,
+        feet_row=30,
+        lights=lights,
+        light_tint=(255, 250, 240),
+        shadow=0.18,
+        reflection=0.04,
+    )
+
+
 # ---------------------------------------------------------------------------------------
 # The studio background (once per video)
 # ---------------------------------------------------------------------------------------
@@ -341,7 +394,6 @@ _REST: dict[str, float] = {
 }  # fmt: skip
 
 BLEND_BEATS = 1.0  # cross-fade between consecutive moves
-_X_RANGE = (0.22, 0.78)
 _WALK_SPEED = 0.7  # standing heights per second, an unhurried walk
 _STRIDE = 0.75  # standing heights travelled per full gait cycle
 
@@ -362,6 +414,27 @@ class Move:
     @property
     def end(self) -> float:
         return self.start + self.duration
+
+
+@dataclass(frozen=True)
+class Stage:
+    """Where and how fast a dataset style dances: places across the frame (fractions of its
+    width), how often the dancer walks to another one and how far, the tempo range."""
+
+    x_range: tuple[float, float]
+    start_x: tuple[float, float]
+    walk_chance: float
+    min_walk: float
+    bpm: tuple[float, float]
+    amplitude: tuple[float, float]
+
+
+STAGES: dict[str, Stage] = {
+    "variety": Stage((0.22, 0.78), (0.32, 0.68), 0.6, 0.2, (92, 128), (0.75, 1.1)),
+    # The real footage: a dancer who mostly dances on the spot near the middle of the frame, at
+    # a pace where consecutive frames differ little (their PSNR is about 42-43 dB).
+    "studio": Stage((0.47, 0.53), (0.48, 0.52), 0.1, 0.03, (44, 60), (0.35, 0.5)),
+}
 
 
 @dataclass(frozen=True)
@@ -545,17 +618,18 @@ _DANCE_MOVES: dict[str, Callable[[np.ndarray, Move, Params], None]] = {
 }
 
 
-def sample_style(rng: np.random.Generator) -> Style:
+def sample_style(rng: np.random.Generator, stage: Stage = STAGES["variety"]) -> Style:
     return Style(
-        bpm=float(rng.uniform(92, 128)),
-        amplitude=float(rng.uniform(0.75, 1.1)),
+        bpm=float(rng.uniform(*stage.bpm)),
+        amplitude=float(rng.uniform(*stage.amplitude)),
         first_beat=float(-rng.uniform(0.0, 4.0)),
-        start_x=float(rng.uniform(0.32, 0.68)),
+        start_x=float(rng.uniform(*stage.start_x)),
     )
 
 
 def plan_choreography(
-    rng: np.random.Generator, style: Style, beats_needed: float, units_per_width: float
+    rng: np.random.Generator, style: Style, beats_needed: float, units_per_width: float,
+    stage: Stage = STAGES["variety"],
 ) -> list[Move]:
     """Moves covering beats [style.first_beat - blend, beats_needed + blend], back to back.
 
@@ -571,8 +645,8 @@ def plan_choreography(
     while beat < beats_needed + BLEND_BEATS:
         amplitude = style.amplitude * float(rng.uniform(0.85, 1.1))
         lead = int(rng.choice((-1, 1)))
-        if since_walk >= 2 and rng.random() < 0.6:
-            target = _walk_target(rng, x)
+        if since_walk >= 2 and rng.random() < stage.walk_chance:
+            target = _walk_target(rng, x, stage)
             seconds = abs(target - x) * units_per_width / _WALK_SPEED
             duration = float(max(3, math.ceil(seconds * style.bpm / 60.0 + BLEND_BEATS)))
             moves.append(Move("walk", beat, duration, amplitude, lead, float(rng.uniform(-0.2, 0.2)), x, target))
@@ -588,9 +662,9 @@ def plan_choreography(
     return moves
 
 
-def _walk_target(rng: np.random.Generator, x: float) -> float:
-    lo, hi = _X_RANGE
-    candidates = [t for t in np.linspace(lo, hi, 25) if abs(t - x) >= 0.2]
+def _walk_target(rng: np.random.Generator, x: float, stage: Stage) -> float:
+    lo, hi = stage.x_range
+    candidates = [t for t in np.linspace(lo, hi, 25) if abs(t - x) >= stage.min_walk]
     return float(candidates[int(rng.integers(len(candidates)))])
 
 
@@ -971,6 +1045,7 @@ class Video:
     moves: list[Move]
     figure: Figure
     background: np.ndarray  # float32 (H, W, 3)
+    style_name: str = "variety"
 
     def __len__(self) -> int:
         return len(self.figure.yaw)
@@ -980,26 +1055,34 @@ class Video:
         return _composite(self.background, self.appearance, self.figure, i)
 
     def label(self, i: int) -> Image.Image:
-        """The pose label of frame i, as OpenPose would draw it."""
+        """The pose label of frame i, as OpenPose would draw it (on white at the footage's size for `studio`)."""
+        if self.style_name == "studio":
+            return pose.draw_footage_label(self.figure.keypoints[i], (FRAME_W, FRAME_H))
         return pose.draw_skeleton(self.figure.keypoints[i], (FRAME_W, FRAME_H), supersample=LABEL_SUPERSAMPLE)
 
 
-def plan_video(seed: int, split: str, index: int, n_frames: int) -> Video:
-    """Video `index` of `split`: everything but the pixels, which `Video.frame` draws."""
-    app = sample_appearance(seed, split, index)
+def plan_video(seed: int, split: str, index: int, n_frames: int, style: str = "variety") -> Video:
+    """Video `index` of `split`: everything but the pixels, which `Video.frame` draws.
+
+    In the `studio` style every video shares one performer and studio; only the dance, from the
+    video's own stream, differs."""
+    check_style(style)
+    stage = STAGES[style]
+    app = studio_appearance(seed) if style == "studio" else sample_appearance(seed, split, index)
     rng = _stream(seed, split, index, _CHOREOGRAPHY_STREAM)
-    style = sample_style(rng)
+    dance = sample_style(rng, stage)
     scale = app.height * FRAME_H
     units_per_width = FRAME_W / scale
-    beats = style.first_beat + np.arange(n_frames) / FPS * style.bpm / 60.0
-    moves = plan_choreography(rng, style, float(beats[-1]) if n_frames else 0.0, units_per_width)
+    beats = dance.first_beat + np.arange(n_frames) / FPS * dance.bpm / 60.0
+    moves = plan_choreography(rng, dance, float(beats[-1]) if n_frames else 0.0, units_per_width, stage)
     params = evaluate_choreography(moves, beats, units_per_width)
-    return Video(app, style, moves, build_figure(params, app), render_background(app))
+    return Video(app, dance, moves, build_figure(params, app), render_background(app), style)
 
 
-def render_video(seed: int, split: str, index: int, n_frames: int) -> tuple[np.ndarray, np.ndarray]:
+def render_video(seed: int, split: str, index: int, n_frames: int,
+                 style: str = "variety") -> tuple[np.ndarray, np.ndarray]:
     """Frames and labels of one video as uint8 arrays (n, H, W, 3), without touching disk."""
-    video = plan_video(seed, split, index, n_frames)
+    video = plan_video(seed, split, index, n_frames, style)
     frames = np.stack([video.frame(i) for i in range(n_frames)])
     labels = np.stack([np.asarray(video.label(i)) for i in range(n_frames)])
     return frames, labels
@@ -1022,10 +1105,11 @@ class _Job:
     image_dir: str
     label_dir: str
     first_frame_dir: str = ""  # test only: where the given first frame goes
+    style: str = "variety"
 
 
 def _run_job(job: _Job) -> int:
-    video = plan_video(job.seed, job.split, job.index, job.n_frames)
+    video = plan_video(job.seed, job.split, job.index, job.n_frames, job.style)
     image_dir, label_dir = Path(job.image_dir), Path(job.label_dir)
     image_dir.mkdir(parents=True, exist_ok=True)
     label_dir.mkdir(parents=True, exist_ok=True)
@@ -1041,19 +1125,19 @@ def _run_job(job: _Job) -> int:
     return job.n_frames
 
 
-def _jobs(root: Path, spec: SizeSpec, seed: int) -> list[_Job]:
+def _jobs(root: Path, spec: SizeSpec, seed: int, style: str) -> list[_Job]:
     jobs: list[_Job] = []
     number = 0
     for index, length in enumerate(spec.train_videos):
         jobs.append(_Job(seed, "train", index, length, number, str(root / "train" / "train_img"),
-                         str(root / "train" / "train_label")))  # fmt: skip
+                         str(root / "train" / "train_label"), style=style))  # fmt: skip
         number += length
     val = root / "val"
-    jobs.append(_Job(seed, "val", 0, spec.val_frames, 0, str(val / "val_img"), str(val / "val_label")))
+    jobs.append(_Job(seed, "val", 0, spec.val_frames, 0, str(val / "val_img"), str(val / "val_label"), style=style))
     for s in range(spec.test_sequences):
         test = root / "test"
         jobs.append(_Job(seed, "test", s, spec.test_frames, 0, str(test / "test_gt" / str(s)),
-                         str(test / "test_label" / str(s)), str(test / "test_img" / str(s))))  # fmt: skip
+                         str(test / "test_label" / str(s)), str(test / "test_img" / str(s)), style))  # fmt: skip
     # Longest first, so that no worker is left with a long video at the end.
     return sorted(jobs, key=lambda j: -j.n_frames)
 
@@ -1080,10 +1164,11 @@ def _is_complete(root: Path, spec: SizeSpec) -> bool:
     return (root / "test" / "test_img").is_dir() and len(os.listdir(root / "test" / "test_img")) == spec.test_sequences
 
 
-def _manifest(spec: SizeSpec, seed: int) -> dict:
+def _manifest(spec: SizeSpec, seed: int, style: str) -> dict:
     return {
         "generator": "lab4.synth",
         "version": GENERATOR_VERSION,
+        "style": style,
         "size": spec.name,
         "seed": seed,
         "frame_width": FRAME_W,
@@ -1106,8 +1191,10 @@ def _read_manifest(root: Path) -> dict | None:
     return data if isinstance(data, dict) else {}
 
 
-def _same_dataset(manifest: dict, spec: SizeSpec, seed: int) -> bool:
+def _same_dataset(manifest: dict, spec: SizeSpec, seed: int, style: str) -> bool:
+    # A manifest without a style was written before there were styles: it is `variety` data.
     return (manifest.get("generator") == "lab4.synth" and manifest.get("version") == GENERATOR_VERSION
+            and manifest.get("style", "variety") == style
             and manifest.get("size") == spec.name and manifest.get("seed") == seed)  # fmt: skip
 
 
@@ -1120,8 +1207,8 @@ def _holds_dataset_files(root: Path) -> bool:
 def _describe_manifest(manifest: dict) -> str:
     if not manifest:
         return "an unreadable lab4_synth.json"
-    return (f"a synthetic dataset of size {manifest.get('size')!r}, seed {manifest.get('seed')}, "
-            f"generator version {manifest.get('version')}")  # fmt: skip
+    return (f"a synthetic dataset of style {manifest.get('style', 'variety')!r}, size {manifest.get('size')!r}, "
+            f"seed {manifest.get('seed')}, generator version {manifest.get('version')}")  # fmt: skip
 
 
 def _clear(root: Path) -> None:
@@ -1171,8 +1258,9 @@ def generate_dataset(
     force: bool = False,
     workers: int | None = None,
     progress: bool = True,
+    style: str = DEFAULT_STYLE,
 ) -> Path:
-    """Write the synthetic dataset of `size` into `root` and return `root`.
+    """Write the synthetic dataset of `size` and `style` (see STYLES) into `root` and return `root`.
 
     Returns at once if `root` already holds this very dataset (same size, seed and
     generator version, all files present). Raises FileExistsError if it holds other data
@@ -1182,20 +1270,21 @@ def generate_dataset(
     render videos in parallel (default: one per CPU); the bytes written do not depend on it.
     """
     spec = size_spec(size)
+    check_style(style)
     if seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed}")
     root = Path(root)
     manifest = _read_manifest(root)
     interrupted = (root / PARTIAL_MARKER).exists()
-    if manifest is not None and _same_dataset(manifest, spec, seed):
+    if manifest is not None and _same_dataset(manifest, spec, seed, style):
         if _is_complete(root, spec):
             (root / PARTIAL_MARKER).unlink(missing_ok=True)
-            _say(f"{root}: synthetic dataset ({size}, seed {seed}) already generated", progress)
+            _say(f"{root}: synthetic dataset ({style}, {size}, seed {seed}) already generated", progress)
             return root
         _say(f"{root}: files of this dataset are missing; generating it again", progress)
     elif manifest is not None and not force:
         raise FileExistsError(
-            f"{root} already holds {_describe_manifest(manifest)}, not size {size!r} seed {seed}; "
+            f"{root} already holds {_describe_manifest(manifest)}, not style {style!r} size {size!r} seed {seed}; "
             "pass force=True (CLI: --force) to overwrite it"
         )
     elif manifest is None and interrupted:
@@ -1208,14 +1297,15 @@ def generate_dataset(
 
     root.mkdir(parents=True, exist_ok=True)
     # The marker goes first, so that a run stopped even while clearing is recognised as ours.
-    _write_json_atomically(root / PARTIAL_MARKER, {"size": spec.name, "seed": seed, "version": GENERATOR_VERSION})
+    _write_json_atomically(root / PARTIAL_MARKER, {"style": style, "size": spec.name, "seed": seed,
+                                                   "version": GENERATOR_VERSION})
     _clear(root)
-    jobs = _jobs(root, spec, seed)
+    jobs = _jobs(root, spec, seed, style)
     count = (os.cpu_count() or 1) if workers is None else workers
-    _render_all(jobs, max(1, min(count, len(jobs))), spec.total_frames, f"synthetic {size} data", progress)
+    _render_all(jobs, max(1, min(count, len(jobs))), spec.total_frames, f"synthetic {style} {size} data", progress)
     if not _is_complete(root, spec):
         raise RuntimeError(f"{root}: generation finished but files are missing; run it again")
-    _write_json_atomically(root / MANIFEST_NAME, _manifest(spec, seed))
+    _write_json_atomically(root / MANIFEST_NAME, _manifest(spec, seed, style))
     (root / PARTIAL_MARKER).unlink(missing_ok=True)
     return root
 
