@@ -1,0 +1,112 @@
+"""The naive reference, written as the assignment's template (and most solutions of it) would.
+
+A Python loop over the time steps in which every module runs once per step on the batch,
+fp32, NCHW, one backward per clip; its rollout is a per-step loop over one sequence at a
+time that copies every frame to the host as it goes. Kept apart from the project's code:
+`tests/test_equivalence.py` and `tests/test_bench.py` use it as their oracle, and
+`lab4 bench` times it against the project's step and rollouts.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from lab4.model import VideoCVAE
+
+
+def naive_clip_loss(model: VideoCVAE, frames: torch.Tensor, labels: torch.Tensor, teacher_forced: bool,
+                    kl_weight: float, noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor,
+                                                                                   torch.Tensor]:
+    """The template's training_one_step: a loop over time, every module once per step.
+
+    frames, labels: (B, T, 3, H, W) in [0, 1]. Returns (loss, mse, kl), with the loss
+    summed over the T-1 steps. `noise` (B*(T-1), N, H, W), laid out as `clip_loss` takes
+    it, fixes the reparameterisation noise (for the equivalence test). With a learned
+    prior the KL of each step is to p(z | previous frame, label) instead of N(0, I). Both
+    KLs are written out here rather than imported from lab4.model, so that the
+    equivalence test compares two independent writings of the maths.
+    """
+    batch, length = frames.shape[:2]
+    if noise is not None:
+        noise = noise.unflatten(0, (batch, length - 1))
+    img = frames.permute(1, 0, 2, 3, 4)      # (T, B, C, H, W), as the template permutes
+    label = labels.permute(1, 0, 2, 3, 4)
+    mse = frames.new_zeros(())
+    kl = frames.new_zeros(())
+    out = img[0]
+    for i in range(1, length):
+        prev = img[i - 1] if teacher_forced else out.detach()
+        human_feat_hat = model.frame_transformation(prev)
+        human_feat = model.frame_transformation(img[i])
+        label_feat = model.label_transformation(label[i])
+        mu, logvar = model.Gaussian_Predictor(human_feat, label_feat)
+        eps = torch.randn_like(mu) if noise is None else noise[:, i - 1]
+        z = mu + eps * torch.exp(0.5 * logvar)
+        parm = model.Decoder_Fusion(human_feat_hat, label_feat, z)
+        raw = model.Generator(parm)
+        mse = mse + F.mse_loss(model.fit_output(raw, prev), img[i])
+        if model.learned_prior:
+            mu_p, logvar_p = model.Prior_Predictor(human_feat_hat, label_feat)
+            kl = kl + 0.5 * torch.sum(logvar_p - logvar + (logvar.exp() + (mu - mu_p).pow(2)) / logvar_p.exp()
+                                      - 1) / batch
+        else:
+            kl = kl + (-0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()) / batch)
+        out = model.to_image(raw, prev)
+    return mse + kl_weight * kl, mse, kl
+
+
+def naive_train_step(model: VideoCVAE, optimizer: torch.optim.Optimizer, frames: torch.Tensor,
+                     labels: torch.Tensor, teacher_forced: bool = True, kl_weight: float = 1.0,
+                     grad_clip: float = 1.0) -> torch.Tensor:
+    """One optimiser step of the naive reference: zero_grad, loop loss, backward, clip, Adam.
+    Returns the detached (loss, mse, kl), as lab4.step.train_step does."""
+    optimizer.zero_grad()
+    loss, mse, kl = naive_clip_loss(model, frames, labels, teacher_forced, kl_weight)
+    loss.backward()
+    if grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    return torch.stack([loss.detach(), mse.detach(), kl.detach()])
+
+
+@torch.no_grad()
+def naive_rollout(model: VideoCVAE, first_frame: torch.Tensor, labels: torch.Tensor,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """The template's test loop for ONE sequence: first_frame (3, H, W), labels (T, 3, H, W).
+
+    Per step: encode the label and the last prediction, z from the prior, fuse, generate,
+    and copy the frame to the host (`.cpu()`), as the template's decoded_frame_list does.
+    """
+    was_training = model.training
+    model.eval()
+    out = first_frame[None]
+    decoded = [out.cpu()]
+    for i in range(1, labels.shape[0]):
+        z = torch.randn((1, model.N_dim) + tuple(out.shape[-2:]), generator=generator,
+                        device=out.device)
+        label_feat = model.label_transformation(labels[i][None])
+        human_feat_hat = model.frame_transformation(out)
+        parm = model.Decoder_Fusion(human_feat_hat, label_feat, z)
+        out = model.to_image(model.Generator(parm), out)
+        decoded.append(out.cpu())
+    model.train(was_training)
+    return torch.cat(decoded)
+
+
+def naive_rollouts(model: VideoCVAE, first_frames: torch.Tensor, labels: torch.Tensor, z_mode: str = "prior",
+                   samples: int = 1, generator: torch.Generator | None = None, dtype: torch.dtype | None = None,
+                   truth: torch.Tensor | None = None) -> torch.Tensor:
+    """`lab4.rollout.rollout`'s signature the naive way: `naive_rollout` once per sequence, in turn."""
+    if z_mode != "prior" or dtype is not None:
+        raise ValueError(f"the naive rollout samples the prior in fp32; got z_mode={z_mode!r}, dtype={dtype}")
+    return torch.stack([naive_rollout(model, first_frames[s], labels[s], generator).to(first_frames.device)
+                        for s in range(first_frames.shape[0])])
+
+
+def naive_train_step_as_trainer(step_module: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                                scaler: torch.amp.GradScaler, frames: torch.Tensor, labels: torch.Tensor,
+                                teacher_forced: bool, kl_weight: float, device: torch.device,
+                                amp_dtype: torch.dtype | None, grad_clip: float) -> torch.Tensor:
+    """`lab4.step.train_step`'s signature the naive way (fp32, the time loop), for a whole run."""
+    return naive_train_step(step_module.model, optimizer, frames, labels, teacher_forced, kl_weight, grad_clip)
