@@ -7,7 +7,18 @@ import json
 import sys
 from pathlib import Path
 
+from lab4.io import describe_os_error
+
 DEFAULT_DATA_ROOTS = {"small": "data/synthetic", "tiny": "data/tiny", "lab": "data/synthetic_lab"}
+DEFAULT_PROFILE = "quick"
+
+
+def shown(path: str) -> str:
+    """A path as the user would type it here: relative to the current folder when inside it."""
+    import os
+
+    relative = os.path.relpath(os.path.abspath(path))
+    return path if relative.startswith("..") else relative
 
 
 def default_data_root(size: str, style: str = "studio") -> str:
@@ -44,7 +55,7 @@ def build_config(args: argparse.Namespace):
     overrides = parse_overrides(args.set or [])
     if args.data:
         overrides["data_root"] = args.data
-    return make_config(args.profile, overrides)
+    return make_config(args.profile or DEFAULT_PROFILE, overrides)
 
 
 def cmd_config(args: argparse.Namespace) -> int:
@@ -53,19 +64,20 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from lab4.config import Config
-    from lab4.train import train
+    from lab4.config import parse_overrides
+    from lab4.train import resume_config, train
 
-    if args.resume and args.run_dir and (Path(args.run_dir) / "config.json").is_file() and not args.set:
-        cfg = Config.load(Path(args.run_dir) / "config.json")
+    run_dir = Path(args.run_dir or f"runs/{args.profile or DEFAULT_PROFILE}")
+    if args.resume:
+        # The run's own config; --set, --data and --profile are checked against it, never dropped.
+        cfg = resume_config(run_dir, args.profile, parse_overrides(args.set or []), args.data)
     else:
         cfg = build_config(args)
-    run_dir = Path(args.run_dir or f"runs/{args.profile}")
     result = train(cfg, run_dir, resume=args.resume, force=args.force, progress=not args.quiet)
     if not result.epochs:  # a rank other than 0 of a distributed run: rank 0 reports
         return 0
     last = result.last
-    print(f"\ntrained {run_dir}: {len(result.epochs)} epochs on {cfg.data_root}")
+    print(f"\ntrained {run_dir}: {len(result.epochs)} epochs on {shown(cfg.data_root)}")
     if last["val_psnr"] != "":
         print(f"final val PSNR {last['val_psnr']:.2f} dB, mean over the predicted frames of the val rollout "
               f"(z={cfg.val_z}); repeat-first-frame baseline {last['baseline_psnr']:.2f} dB; "
@@ -131,17 +143,20 @@ def parser() -> argparse.ArgumentParser:
     for name, func, text in (("train", cmd_train, "train the CVAE"),
                              ("config", cmd_config, "print the full config a train command would use")):
         p = sub.add_parser(name, help=text)
-        p.add_argument("--profile", default="quick", choices=list(PROFILES),
+        p.add_argument("--profile", choices=list(PROFILES),
                        help="lab: template defaults (GPU); quick: the CPU default (the strategies plan's winner); "
                             "quick-chain: the template's chain at the CPU budget (the report's ablations); "
-                            "best-lab: quick's choices at the template's sizes (GPU); smoke: tiny, for tests")
+                            "best-lab: quick's choices at the template's sizes (GPU); smoke: tiny, for tests "
+                            f"(default {DEFAULT_PROFILE}; with --resume, the run's own)")
         p.add_argument("--set", action="append", metavar="FIELD=VALUE",
                        help="override any config field, e.g. --set kl_anneal_type=Monotonic (repeatable)")
         p.add_argument("--data", help="dataset root (default: the profile's data_root)")
         p.set_defaults(func=func)
         if name == "train":
             p.add_argument("--run-dir", help="run folder (default runs/<profile>)")
-            p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from last.pt")
+            p.add_argument("--resume", action="store_true",
+                           help="continue the run in --run-dir from last.pt, with its own config (--data: its data "
+                                "moved, checked to be the same layout and counts)")
             p.add_argument("--force", action="store_true", help="start over in a run folder that holds a run")
             p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
 
@@ -201,14 +216,21 @@ def main(argv: list[str] | None = None) -> int:
         if not expected_error(exc):
             raise
         # Expected user errors get one line, not a traceback.
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {describe_os_error(exc) if disk_error(exc) else exc}", file=sys.stderr)
         return 2
 
 
+def disk_error(exc: Exception) -> bool:
+    from lab4.io import DISK_ERRNOS
+
+    return isinstance(exc, OSError) and exc.errno in DISK_ERRNOS
+
+
 def expected_error(exc: Exception) -> bool:
-    """A bad input or a diverged run: the user's to fix, told in one line."""
+    """A bad input, a diverged run, a full disk or a folder it may not write: the user's to fix,
+    told in one line."""
     train = sys.modules.get("lab4.train")  # a run that diverged has loaded it
-    return isinstance(exc, (ValueError, FileNotFoundError, FileExistsError)) or (
+    return isinstance(exc, (ValueError, FileNotFoundError, FileExistsError)) or disk_error(exc) or (
         train is not None and isinstance(exc, train.TrainingDiverged))
 
 

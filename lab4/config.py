@@ -62,6 +62,7 @@ class Config:
     # --- optimisation ---
     batch_size: int = 2
     num_epoch: int = 70
+    max_iters: int = 0              # budget in updates, split evenly over num_epoch epochs; 0: num_epoch passes over the data
     optimizer: str = "adam"
     lr: float = 1e-3
     weight_decay: float = 0.0
@@ -117,6 +118,15 @@ class Config:
                 raise ValueError(f"config field {name}={getattr(self, name)!r}: expected a number in (0, 1]")
         if not 0.0 <= self.tfr <= 1.0:
             raise ValueError(f"config field tfr={self.tfr!r}: expected a ratio in [0, 1]")
+        if self.max_iters < 0:
+            raise ValueError(f"config field max_iters={self.max_iters!r}: expected 0 (epochs of the data) or a "
+                             "number of updates")
+        if self.max_iters and (self.partial < 1.0 or self.fast_train):
+            raise ValueError(f"config field max_iters={self.max_iters}: partial and fast_train shorten passes over "
+                             "the data, and a budget in updates has none; set partial=1 and fast_train=false")
+        if self.max_iters and self.max_iters < self.num_epoch:
+            raise ValueError(f"config field max_iters={self.max_iters}: expected at least one update per epoch "
+                             f"(num_epoch={self.num_epoch})")
         if self.warmup_iters < 0:
             raise ValueError(f"config field warmup_iters={self.warmup_iters!r}: expected 0 (off) or more iterations")
         for name in ("paint_weight", "mask_weight"):

@@ -578,14 +578,15 @@ class ClipSampler:
     def __len__(self) -> int:
         return self.num_clips
 
-    def starts(self, epoch: int, seed: int, fraction: float = 1.0) -> np.ndarray:
-        """int64 start indices for this epoch, deterministic in (seed, epoch).
+    def starts(self, epoch: int, seed: int, fraction: float = 1.0, repeat: int = 0) -> np.ndarray:
+        """int64 start indices for this epoch, deterministic in (seed, epoch, repeat).
 
         fraction < 1 keeps the first round(fraction * n) clips (at least one), like the
-        template's fast_train / partial options.
+        template's fast_train / partial options. `repeat` numbers further passes over the
+        data within one epoch (see `draw`).
         """
         keep = self.clips_per_epoch(fraction)
-        rng = np.random.default_rng([seed, epoch])
+        rng = np.random.default_rng([seed, epoch] + ([repeat] if repeat else []))
         n = self.num_clips
         if self.mode == "spread":
             raise ValueError("clip_mode='spread' clips are not consecutive frames: use clips(), not starts()")
@@ -599,12 +600,12 @@ class ClipSampler:
             starts = rng.permutation(starts)
         return starts[:keep]
 
-    def clips(self, epoch: int, seed: int, fraction: float = 1.0) -> np.ndarray:
-        """int64 frame indices (clips, clip_len) for this epoch, deterministic in (seed, epoch)."""
+    def clips(self, epoch: int, seed: int, fraction: float = 1.0, repeat: int = 0) -> np.ndarray:
+        """int64 frame indices (clips, clip_len) for this epoch, deterministic in (seed, epoch, repeat)."""
         if self.mode != "spread":
-            return self.starts(epoch, seed, fraction)[:, None] + np.arange(self.clip_len, dtype=np.int64)
+            return self.starts(epoch, seed, fraction, repeat)[:, None] + np.arange(self.clip_len, dtype=np.int64)
         keep = self.clips_per_epoch(fraction)
-        rng = np.random.default_rng([seed, epoch, 1])
+        rng = np.random.default_rng([seed, epoch, 1] + ([repeat] if repeat else []))
         lengths = np.array(self.video_lengths, dtype=np.int64)
         usable = lengths >= self.clip_len
         # Videos drawn in proportion to their length, so that every usable frame is as likely.
@@ -619,6 +620,13 @@ class ClipSampler:
         if not self.shuffle:
             out = out[np.argsort(out[:, 0], kind="stable")]
         return out[:keep]
+
+    def draw(self, epoch: int, seed: int, count: int) -> np.ndarray:
+        """Exactly `count` clips for this epoch: whole passes over the data (each drawn as
+        `clips` draws one epoch), the last one cut short. A budget in updates takes its clips
+        from here, so that it does the same work on a dataset of any size."""
+        passes = [self.clips(epoch, seed, repeat=r) for r in range(-(-count // self.num_clips))]
+        return np.concatenate(passes)[:count]
 
 
 def gather_frames(split: VideoSplit, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

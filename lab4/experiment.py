@@ -15,7 +15,7 @@ from typing import Any
 
 from typing import TYPE_CHECKING
 
-from lab4.config import Config, config_changes, make_config
+from lab4.config import Config, make_config
 
 if TYPE_CHECKING:
     from lab4.results import RunData
@@ -112,8 +112,9 @@ def run_training(cfg: Config, run_dir: str | os.PathLike, existing: str = "resum
       "restart" start over;
       "error"   refuse.
     """
+    from lab4.checkpoint import committed, finished
     from lab4.results import RunData
-    from lab4.train import train
+    from lab4.train import config_differences, train
 
     if existing not in EXISTING_MODES:
         raise ValueError(f"existing={existing!r}: expected one of {', '.join(EXISTING_MODES)}")
@@ -123,11 +124,14 @@ def run_training(cfg: Config, run_dir: str | os.PathLike, existing: str = "resum
     if existing == "restart":
         force = True
     elif existing == "resume" and paths.config.is_file():
-        detail = config_changes(Config.load(paths.config), cfg)
+        # The run's own commit is the reference; config.json where no epoch has finished yet.
+        state = committed(paths)
+        saved = state["config"] if state is not None else Config.load(paths.config).to_dict()
+        detail = config_differences(saved, cfg)
         if detail:
             raise ValueError(f"{paths.root} holds a run with other settings ({detail}); choose another run "
                              "name, or set existing='restart' to start it over")
-        if paths.done.is_file():
+        if finished(paths):
             if progress:
                 print(f"{display_path(paths.root)}: training already finished; using it as it is "
                       "(existing='restart' trains again)")

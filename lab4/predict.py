@@ -10,15 +10,15 @@ import torch
 
 from lab4 import data as lab4_data
 from lab4 import submission
-from lab4.checkpoint import load_checkpoint
+from lab4.checkpoint import RunStateError, checkpoint_for, load_checkpoint
 from lab4.config import Config
 from lab4.device import autocast_dtype, resolve_device, to_float_images
 from lab4.gif import side_by_side, write_gif
-from lab4.io import atomic_write_text, strict_json
+from lab4.io import atomic_path, atomic_write_text, strict_json
 from lab4.model import VideoCVAE
 from lab4.rollout import rollout
 from lab4.run import RunPaths
-from lab4.train import build_model
+from lab4.train import build_model, config_differences
 
 
 @dataclass
@@ -37,10 +37,12 @@ def load_trained(run_dir: Path, which: str = "best", device: torch.device | None
     if not paths.config.is_file():
         raise FileNotFoundError(f"{paths.root}: no config.json; expected a run folder made by `lab4 train`")
     cfg = Config.load(paths.config)
-    checkpoint = paths.checkpoint(which)
-    if which == "best" and not checkpoint.is_file() and paths.last.is_file():
-        checkpoint = paths.last  # no validation has run yet
-    state = load_checkpoint(checkpoint)
+    state = load_checkpoint(checkpoint_for(paths, which))
+    if isinstance(state.get("config"), dict):
+        # The model is built as the checkpoint was trained; config.json keeps the data's location.
+        detail = config_differences(state["config"], cfg)
+        if detail:
+            raise RunStateError(f"{paths.root}: config.json and the checkpoint belong to different runs ({detail})")
     model = build_model(cfg)
     model.load_state_dict(state["model"])
     model.to(device or resolve_device(cfg)).eval()
@@ -65,7 +67,8 @@ def predict_test(run_dir: Path, which: str = "best", z_mode: str | None = None, 
 
     out = Path(out_dir) if out_dir else paths.test
     out.mkdir(parents=True, exist_ok=True)
-    np.save(out / "predictions.npy", frames)
+    with atomic_path(out / "predictions.npy") as tmp, open(tmp, "wb") as fh:
+        np.save(fh, frames)
     submission.write_submission(frames, out / "submission.csv")
     if gifs:
         for seq in range(frames.shape[0]):

@@ -1,14 +1,32 @@
 """The layout of a run folder, shared by the trainer, the CLI, the sweep and the analysis.
 
 runs/<name>/
-    config.json            every knob of the run
+    config.json            every knob of the run (data_root absolute, so it resumes from any folder)
     train_log.csv          one row per epoch
-    iter_log.csv           one row every `log_every` iterations
+    iter_log.csv           one row every `log_every` iterations (appended live: it may run ahead of last.pt)
     val_psnr.csv           PSNR and SSIM of every rollout frame at every validation, with the baseline's
-    val_rollout.npz        the last validation rollout (uint8 frames, labels, ground truth)
+    val_rollout.npz        the last validation rollout (uint8 frames, labels, ground truth, its epoch)
     checkpoints/           last.pt, best.pt (by val PSNR), epoch_NNN.pt every per_save epochs
     test/                  submission.csv, predictions.npy, seq_<i>.gif, score.json
-    done.json              written last, atomically, when training finished
+    done.json              written when training finished
+    .lock                  held by the `train` writing the folder (pid, host, command inside)
+
+How a run folder stays true, whatever stops the process:
+- Every file is written atomically (lab4.io.atomic_path): it is the old file or the new one.
+- checkpoints/last.pt is the run's state: an epoch is part of the run once, and only once, its
+  last.pt has been renamed into place (the commit). Its payload names the epoch, the best epoch
+  and the best PSNR, and holds the whole history the logs are made of.
+- What last.pt cannot restore is written before it (val_rollout.npz, stamped with its epoch).
+  What it can restore is written after it: train_log.csv and val_psnr.csv (from its history),
+  best.pt and epoch_NNN.pt (links to it, when that epoch is the best or a periodic one), then
+  done.json after the final epoch. A kill between these leaves them behind last.pt, never ahead.
+- `train --resume` restores them from last.pt before going on, drops checkpoints of epochs
+  last.pt has not committed, and clears the temporary files a kill left. Readers trust only what
+  agrees with last.pt: `predict` loads best.pt only when its epoch and PSNR are the ones last.pt
+  records (else last.pt when that is the best epoch, else it refuses), and done.json counts only
+  when its epochs equal last.pt's, which equal the run's num_epoch.
+- One `train` at a time: it holds .lock (flock, released by the system when the process dies)
+  from before its first check to its last write.
 """
 
 from __future__ import annotations
@@ -74,6 +92,10 @@ class RunPaths:
     @property
     def done(self) -> Path:
         return self.root / "done.json"
+
+    @property
+    def lock(self) -> Path:
+        return self.root / ".lock"
 
     def checkpoint(self, which: str) -> Path:
         """'last', 'best', an epoch number, or a path."""

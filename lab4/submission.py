@@ -13,8 +13,6 @@ frames / 255), which Kaggle does not compute.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from lab4.io import atomic_path
 from lab4.metrics import SSIM_SIGMA, SSIM_WINDOW, ssim_per_frame
 
 NUM_SEQUENCES = 5
@@ -132,20 +131,12 @@ def write_submission(predictions: np.ndarray, path: Path) -> None:
     table, lengths = _integer_tokens(max(256, s * t))
     header = ",".join(["id", *map(str, range(per_frame))]) + "\n"
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=path.name + ".", suffix=".tmp", delete=False) as tmp:
-        try:
-            tmp.write(header.encode("ascii"))
-            for first in range(0, s * t, _ROWS_PER_CHUNK):
-                chunk = frames[first : first + _ROWS_PER_CHUNK]
-                ids = np.arange(first, first + len(chunk), dtype=np.int64)[:, None]
-                tmp.write(_format_rows(np.hstack([ids, chunk.astype(np.int64)]), table, lengths))
-        except BaseException:
-            tmp.close()
-            os.unlink(tmp.name)
-            raise
-    os.chmod(tmp.name, 0o644)  # temporary files are private; a submission is an ordinary file
-    os.replace(tmp.name, path)
+    with atomic_path(path) as tmp_path, open(tmp_path, "wb") as tmp:
+        tmp.write(header.encode("ascii"))
+        for first in range(0, s * t, _ROWS_PER_CHUNK):
+            chunk = frames[first : first + _ROWS_PER_CHUNK]
+            ids = np.arange(first, first + len(chunk), dtype=np.int64)[:, None]
+            tmp.write(_format_rows(np.hstack([ids, chunk.astype(np.int64)]), table, lengths))
 
 
 # ---------------------------------------------------------------------------------------

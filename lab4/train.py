@@ -8,8 +8,11 @@ the same numbers as one that was never interrupted.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,12 +23,13 @@ import torch
 from tqdm import tqdm
 
 from lab4 import data as lab4_data
-from lab4.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from lab4.config import Config, config_changes
+from lab4.checkpoint import (best_epoch_of, committed, finished, load_checkpoint, publish, restore, rng_state,
+                             save_checkpoint, set_rng_state)
+from lab4.config import Config, config_changes, from_dict, make_config
 from lab4.device import autocast_dtype, resolve_device, to_float_images
 from lab4.distributed import Ranks, init_from_env, parameters_in_sync, shutdown
 from lab4.evaluate import Validation, validate
-from lab4.io import atomic_path, atomic_write_text
+from lab4.io import FolderLock, atomic_path, atomic_write_text, remove_stale_temps
 from lab4.model import VideoCVAE
 from lab4.run import EPOCH_COLUMNS, ITER_COLUMNS, VAL_COLUMNS, CsvAppender, RunPaths, write_csv
 from lab4.schedules import kl_beta, teacher_forcing_draw, teacher_forcing_ratio, warmup_factor
@@ -87,36 +91,131 @@ def batches_in_epoch(cfg: Config, sampler: lab4_data.ClipSampler, epoch: int, wo
 def prepare_run_dir(run_dir: Path, cfg: Config, resume: bool, force: bool, write: bool = True) -> RunPaths:
     """Refuse to mix two runs in one folder; nothing a user made is overwritten by accident.
 
-    With write=False only the checks run (the other ranks of a distributed run)."""
+    With --resume the run's own commit (last.pt) is the reference: `cfg` must equal the config
+    inside it, and config.json must too; only data_root may differ, when the new folder holds the
+    same layout and frame counts. With write=True (rank 0, holding the folder's lock) the folder is
+    then made to agree with last.pt (see lab4.run); write=False only checks (the other ranks of a
+    distributed run, and the checks before the lock)."""
     paths = RunPaths(Path(run_dir))
     if resume:
-        if not paths.last.is_file():
-            raise FileNotFoundError(f"--resume: {paths.last} not found; nothing to resume in {paths.root}")
-        detail = config_changes(Config.load(paths.config), cfg)
+        state = committed(paths)
+        if state is None:
+            raise FileNotFoundError(f"--resume: {paths.last} not found; nothing to resume in {paths.root} "
+                                    "(no epoch finished): start it over with --force")
+        detail = config_differences(state["config"], cfg)
         if detail:
             raise ValueError(f"--resume {paths.root}: the config differs from the saved one ({detail}); "
                              "resume with the same settings, or start a new run folder")
+        if paths.config.is_file():
+            mixed = config_differences(json.loads(paths.config.read_text()), cfg)
+            if mixed:
+                raise ValueError(f"{paths.root}: config.json and checkpoints/last.pt belong to different runs "
+                                 f"({mixed}); the folder mixes two runs: start it over with --force")
+        saved_root = _absolute(state["config"]["data_root"])
+        if saved_root != cfg.data_root:
+            check_same_data(saved_root, cfg.data_root, state.get("data"))
+        if write:
+            for stale in (paths.root, paths.checkpoints, paths.test):
+                remove_stale_temps(stale)
+            for note in restore(paths, state, cfg.per_save):
+                print(note, file=sys.stderr)
+            if not finished(paths):
+                paths.done.unlink(missing_ok=True)
+            if saved_root != cfg.data_root or not paths.config.is_file() or \
+                    json.loads(paths.config.read_text()).get("data_root") != cfg.data_root:
+                cfg.save(paths.config)
         return paths
-    if paths.root.exists() and any(paths.root.iterdir()):
+    if paths.root.exists() and any(p.name != paths.lock.name and not p.name.endswith(".tmp")
+                                   for p in paths.root.iterdir()):
         if not force:
             raise RunExists(f"run folder {paths.root} already holds a run: pass --resume to continue it, "
                             "--force to start it over, or choose another --run-dir")
         if not write:
             return paths
-        for stale in (paths.last, paths.best, paths.done, paths.config):
+        for stale in (paths.last, paths.best, paths.done, paths.config, paths.val_rollout):
             stale.unlink(missing_ok=True)
         for old in paths.checkpoints.glob("epoch_*.pt"):
             old.unlink()
     if write:
         paths.root.mkdir(parents=True, exist_ok=True)
+        for stale in (paths.root, paths.checkpoints, paths.test):
+            remove_stale_temps(stale)
         cfg.save(paths.config)
     return paths
+
+
+def _absolute(path: str) -> str:
+    # A config saved before data_root was stored absolute holds it relative to the folder the run
+    # was started from; read from here, as the run would have been resumed before.
+    return os.path.abspath(os.path.expanduser(path))
+
+
+def config_differences(saved: dict[str, Any], cfg: Config) -> str:
+    """'field: saved X, now Y' for every field but data_root where `cfg` differs from a saved config
+    (fields added to Config since it was saved take their defaults); empty when they agree."""
+    try:
+        then = from_dict({**saved, "data_root": cfg.data_root})
+    except (ValueError, TypeError) as exc:
+        return f"the saved config cannot be read by this lab4: {exc}"
+    return config_changes(then, cfg)
+
+
+def data_record(root: Path) -> dict[str, Any]:
+    """What a run's checkpoint records of its data, to check a moved copy against on --resume."""
+    train_frames = len(lab4_data.split_files(root, "train")[0])
+    return {"train_frames": train_frames, "val_frames": len(lab4_data.split_files(root, "val")[0]),
+            "train_video_lengths": lab4_data.train_video_lengths(root, train_frames)}
+
+
+def check_same_data(saved_root: str, new_root: str, record: dict[str, Any] | None) -> None:
+    """Accept `new_root` in place of the run's data only when it has the layout and frame counts the
+    run trained on; refuse in one line otherwise."""
+    lab4_data.check_layout(Path(new_root), ("train", "val"))
+    if record is None:  # a checkpoint from before the record: compare with the old folder, if it is there
+        if not Path(saved_root).is_dir():
+            raise ValueError(f"--data {new_root}: cannot check it against the run's data: {saved_root} is gone and "
+                             "the run's last.pt (from an older lab4) does not record its frame counts")
+        record = data_record(Path(saved_root))
+    now = data_record(Path(new_root))
+    if now != record:
+        detail = ", ".join(f"{key} {record.get(key)} vs {now[key]}" for key in now if now[key] != record.get(key))
+        raise ValueError(f"--data {new_root}: not the data this run trained on ({detail}); resume with the run's "
+                         f"data ({saved_root}) or a copy of it")
+    print(f"note: the run's data moves from {saved_root} to {new_root} (same layout and frame counts)", flush=True)
+
+
+def resume_config(run_dir: Path, profile: str | None = None, overrides: dict[str, Any] | None = None,
+                  data_root: str | None = None) -> Config:
+    """The config `train --resume` continues with: the run's own (from its last commit, else its
+    config.json), with `overrides` on top (which the resume then refuses if they change anything)
+    and `data_root` replacing the run's data (checked when the run starts). With a profile, that
+    profile's config must be the run's."""
+    paths = RunPaths(Path(run_dir))
+    state = committed(paths)
+    if state is not None:
+        saved = dict(state["config"])
+    elif paths.config.is_file():
+        saved = json.loads(paths.config.read_text())
+    else:
+        raise FileNotFoundError(f"--resume: {paths.last} not found; nothing to resume in {paths.root}")
+    saved["data_root"] = _absolute(saved["data_root"])
+    if profile is not None:
+        detail = config_differences(saved, make_config(profile, {**(overrides or {}), "data_root": saved["data_root"]}))
+        if detail:
+            raise ValueError(f"--resume {paths.root} --profile {profile}: the run was not made with that profile "
+                             f"({detail}); leave --profile out to resume with the run's own config")
+    cfg = from_dict({**saved, **(overrides or {})})
+    if data_root:
+        cfg.data_root = _absolute(data_root)
+    return cfg
 
 
 def train(cfg: Config, run_dir: Path, resume: bool = False, force: bool = False,
           progress: bool = True) -> TrainResult:
     """Train in this process, or as one rank of `torchrun` (see lab4.distributed)."""
     cfg.validate()
+    # Stored absolute, so the run resumes (and predicts) from any folder.
+    cfg = dataclasses.replace(cfg, data_root=_absolute(cfg.data_root))
     device = resolve_device(cfg)
     ranks = init_from_env(device.type == "cuda")
     try:
@@ -130,11 +229,36 @@ def _train(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool
     root = Path(cfg.data_root)
     # Every check that can fail runs before the first step, on every rank.
     lab4_data.check_layout(root, ("train", "val"))
-    paths = prepare_run_dir(run_dir, cfg, resume, force, write=False)
-    ranks.barrier()  # every rank has checked before rank 0 writes
-    if ranks.is_main:
-        prepare_run_dir(run_dir, cfg, resume, force)
-    ranks.barrier()
+    lock: FolderLock | None = None
+    try:
+        # Rank 0 holds the folder from its first check to its last write; a folder that does not
+        # exist yet is created (and locked) only once the checks have passed.
+        if ranks.is_main and run_dir.is_dir():
+            lock = _lock(run_dir)
+        paths = prepare_run_dir(run_dir, cfg, resume, force, write=False)
+        ranks.barrier()  # every rank has checked before rank 0 writes
+        if ranks.is_main:
+            if lock is None:
+                run_dir.mkdir(parents=True, exist_ok=True)
+                lock = _lock(run_dir)
+            prepare_run_dir(run_dir, cfg, resume, force)
+        ranks.barrier()
+        return _train_locked(cfg, paths, resume, progress, device, ranks)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _lock(run_dir: Path) -> FolderLock:
+    lock = FolderLock.acquire(RunPaths(run_dir).lock, "lab4 train")
+    if lock.note:
+        print(lock.note, file=sys.stderr, flush=True)
+    return lock
+
+
+def _train_locked(cfg: Config, paths: RunPaths, resume: bool, progress: bool, device: torch.device,
+                  ranks: Ranks) -> TrainResult:
+    root = Path(cfg.data_root)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     if device.type == "cuda" and ranks.active:
@@ -163,8 +287,9 @@ def _train(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     total_iters = sum(batches_in_epoch(cfg, sampler, e, ranks.world) for e in range(cfg.num_epoch))
 
-    start_epoch, global_step, best_psnr = 0, 0, -math.inf
+    start_epoch, global_step, best_psnr, best_epoch = 0, 0, -math.inf, None
     history: dict[str, list[dict[str, Any]]] = {"epochs": [], "iters": [], "val": []}
+    data = data_record(root)
     if resume:
         state = load_checkpoint(paths.last, map_location=device)
         model.load_state_dict(state["model"])
@@ -172,6 +297,7 @@ def _train(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
         start_epoch, global_step, best_psnr = state["epoch"], state["global_step"], state["best_psnr"]
+        best_epoch = best_epoch_of(state)
         history = state["history"]
         per_rank = state.get("rng_ranks", [state["rng"]])
         set_rng_state(per_rank[ranks.rank] if len(per_rank) == ranks.world else state["rng"])
@@ -228,10 +354,12 @@ def _train(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool
                     # Averaged over ranks, so every rank sees a NaN and stops together.
                     loss_v, mse_v, kl_v = (ranks.mean(logged) / since_log).tolist()
                     if not all(map(math.isfinite, (loss_v, mse_v, kl_v))):
+                        kept = (f"{paths.last} holds the last good state (epoch {epoch})" if epoch
+                                else "no checkpoint was saved (it diverged in the first epoch)")
                         raise TrainingDiverged(
                             f"loss became {loss_v} (mse {mse_v}, kl {kl_v}) at epoch {epoch + 1}, "
-                            f"iteration {global_step}; the run stopped and {paths.last} holds the last good "
-                            "state. Try a lower lr, grad_clip, or precision=fp32.")
+                            f"iteration {global_step}; the run stopped and {kept}. "
+                            "Try a lower lr, grad_clip, or precision=fp32.")
                     row = {"epoch": epoch + 1, "iteration": global_step, "loss": loss_v, "mse": mse_v,
                            "kl": kl_v, "beta": beta, "teacher_forced": "" if tf_moot else int(forced)}
                     history["iters"].append(row)
@@ -274,26 +402,24 @@ def _train(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool
                 "train_frames_per_s": n_batches * cfg.batch_size * (cfg.train_vi_len - 1) / train_seconds,
             }
             history["epochs"].append(row)
-            improved = validation is not None and validation.mean_psnr > best_psnr
-            if improved:
-                best_psnr = validation.mean_psnr
+            if validation is not None and validation.mean_psnr > best_psnr:
+                best_psnr, best_epoch = validation.mean_psnr, epoch + 1
 
             state = {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
                 "epoch": epoch + 1, "global_step": global_step, "best_psnr": best_psnr,
-                "tfr": tfr, "beta": row["beta"], "rng": rng_ranks[0], "rng_ranks": rng_ranks,
-                "config": cfg.to_dict(), "history": history,
+                "best_epoch": best_epoch, "tfr": tfr, "beta": row["beta"], "rng": rng_ranks[0],
+                "rng_ranks": rng_ranks, "config": cfg.to_dict(), "history": history, "data": data,
             }
+            # The commit (the rule is in lab4.run): what last.pt cannot restore goes first, then
+            # last.pt, then what is derived from it, which --resume restores if a kill cuts in.
             if validation is not None:
-                save_val_rollout(paths.val_rollout, validation, val_frames, val_labels)
+                save_val_rollout(paths.val_rollout, validation, val_frames, val_labels, epoch + 1)
+            save_checkpoint(paths.last, state)
             write_csv(paths.epoch_log, EPOCH_COLUMNS, history["epochs"])
             write_csv(paths.val_log, VAL_COLUMNS, history["val"])
-            save_checkpoint(paths.last, state)
-            if improved:
-                save_checkpoint(paths.best, state)
-            if (epoch + 1) % cfg.per_save == 0:
-                save_checkpoint(paths.periodic(epoch + 1), state)
+            publish(paths, state, cfg.per_save)
             if progress:
                 print(format_epoch(row), flush=True)
             ranks.barrier()
@@ -304,6 +430,7 @@ def _train(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool
     in_sync = parameters_in_sync(model, ranks)
     if ranks.is_main:
         atomic_write_text(paths.done, json.dumps({"epochs": cfg.num_epoch, "best_val_psnr": best_psnr,
+                                                  "best_epoch": best_epoch,
                                                   "ranks": ranks.world, "ranks_in_sync": in_sync,
                                                   "final": history["epochs"][-1]}, indent=2) + "\n")
     if not in_sync:
@@ -311,7 +438,8 @@ def _train(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool
     return TrainResult(run_dir=paths.root, epochs=history["epochs"], best_psnr=best_psnr)
 
 
-def save_val_rollout(path: Path, validation: Validation, frames: torch.Tensor, labels: torch.Tensor) -> None:
+def save_val_rollout(path: Path, validation: Validation, frames: torch.Tensor, labels: torch.Tensor,
+                     epoch: int) -> None:
     def as_u8(x: torch.Tensor) -> np.ndarray:
         return (x.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
 
@@ -319,7 +447,7 @@ def save_val_rollout(path: Path, validation: Validation, frames: torch.Tensor, l
         with open(tmp, "wb") as fh:
             np.savez(fh, prediction=as_u8(validation.predictions), truth=as_u8(frames), labels=as_u8(labels),
                      psnr=validation.psnr, baseline_psnr=validation.baseline_psnr, ssim=validation.ssim,
-                     baseline_ssim=validation.baseline_ssim)
+                     baseline_ssim=validation.baseline_ssim, epoch=epoch)
 
 
 def format_epoch(row: dict[str, Any]) -> str:

@@ -1,4 +1,5 @@
-"""The synthetic dataset: layout, determinism, overwrite safety and that it looks like video."""
+"""The synthetic dataset: layout, determinism, overwrite safety, that it looks like video, and that
+the default `studio` style poses the real data's problem (its statistics match the footage's)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lab4 import pose, synth
+from lab4 import footage, pose, synth
+from lab4.cli import main as cli_main
 from lab4.synth import SIZES, generate_dataset
 
 TINY = SIZES["tiny"]
@@ -19,7 +21,23 @@ TINY = SIZES["tiny"]
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return generate_dataset(tmp_path_factory.mktemp("synth") / "data", "tiny", workers=2, progress=False)
+    """The `variety` style: a look of its own per video, which the look tests below need."""
+    return generate_dataset(tmp_path_factory.mktemp("synth") / "data", "tiny", workers=2, progress=False,
+                            style="variety")
+
+
+@pytest.fixture(scope="module")
+def studio_tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return generate_dataset(tmp_path_factory.mktemp("studio") / "data", "tiny", workers=2, progress=False)
+
+
+@pytest.fixture(scope="module")
+def studio_videos() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Three `studio` training videos of the small size's length and the 630-frame val video,
+    rendered in memory: (train frames, val frames, val labels)."""
+    train = [synth.render_video(0, "train", i, SIZES["small"].train_videos[i], "studio")[0] for i in range(3)]
+    val_frames, val_labels = synth.render_video(0, "val", 0, SIZES["small"].val_frames, "studio")
+    return np.concatenate(train), val_frames, val_labels
 
 
 def names(folder: Path) -> list[str]:
@@ -83,6 +101,7 @@ def test_manifest_is_complete_and_no_temporary_files_remain(tiny: Path) -> None:
     manifest = json.loads((tiny / "lab4_synth.json").read_text())
     assert manifest["size"] == "tiny" and manifest["seed"] == 0
     assert manifest["version"] == synth.GENERATOR_VERSION
+    assert manifest["style"] == "variety"
     assert manifest["counts"] == synth.describe("tiny")
     assert manifest["train_video_lengths"] == list(TINY.train_videos)
     assert not list(tiny.glob("*.tmp")) and not (tiny / synth.PARTIAL_MARKER).exists()
@@ -109,7 +128,8 @@ def test_unknown_size_lists_the_valid_ones(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------
 
 
-def test_seed_determines_the_bytes_and_force_is_needed_to_replace(tiny: Path, tmp_path: Path) -> None:
+def test_seed_determines_the_bytes_and_force_is_needed_to_replace(studio_tiny: Path, tmp_path: Path) -> None:
+    tiny = studio_tiny
     other = generate_dataset(tmp_path / "data", "tiny", seed=1, workers=2, progress=False)
     frame = Path("train") / "train_img" / "frame000000.png"
     assert (other / frame).read_bytes() != (tiny / frame).read_bytes()
@@ -124,7 +144,8 @@ def test_seed_determines_the_bytes_and_force_is_needed_to_replace(tiny: Path, tm
     assert tree_bytes(other) == tree_bytes(tiny)
 
 
-def test_rerun_returns_at_once_without_rewriting(tiny: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_rerun_returns_at_once_without_rewriting(studio_tiny: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tiny = studio_tiny
     files = [tiny / "lab4_synth.json", tiny / "train" / "train_img" / "frame000000.png"]
     before = [p.stat().st_mtime_ns for p in files]
     started = time.perf_counter()
@@ -243,3 +264,57 @@ def test_draw_skeleton_skips_missing_points_and_uses_openpose_colours() -> None:
     assert image[:, 45:].max() == 0 and image[:12].max() == 0
     with pytest.raises(ValueError):
         pose.draw_skeleton(np.zeros((17, 2)), (64, 32))
+
+
+# ---------------------------------------------------------------------------------------
+# The studio style: the real data's problem
+# ---------------------------------------------------------------------------------------
+
+
+def test_studio_statistics_match_the_real_footage(studio_videos: tuple[np.ndarray, ...]) -> None:
+    """The ranges around the real footage's numbers (lab4.footage.REAL_FOOTAGE) that the
+    generator must stay inside: faint thin labels on white, a performer about 26 rows tall
+    covering a few percent of the frame, slow motion, and a first-frame baseline of 22-25 dB."""
+    train, val, labels = studio_videos
+    stats = footage.measure(train, val, labels)
+    assert stats.label_on_white
+    assert 0.015 < stats.label_faint_share < 0.045, stats
+    assert stats.label_strong_share < 0.005, stats
+    assert 0.12 < stats.label_faint_mean < 0.2, stats
+    assert 0.03 < stats.foreground_share < 0.08, stats
+    assert 24.0 <= stats.foreground_rows <= 29.0, stats
+    assert 41.5 < stats.consecutive_psnr < 44.0, stats
+    assert 22.0 <= stats.first_frame_psnr <= 25.0, stats
+
+
+def test_studio_is_one_performer_in_one_studio_dancing_new_dances() -> None:
+    train = [synth.plan_video(0, "train", i, 300, "studio") for i in range(4)]
+    held_out = [synth.plan_video(0, "val", 0, 300, "studio")] + [synth.plan_video(0, "test", s, 300, "studio")
+                                                                  for s in range(5)]
+    for video in train + held_out:
+        assert video.appearance == train[0].appearance
+        np.testing.assert_array_equal(video.background, train[0].background)
+    for video in held_out:
+        for seen in train:
+            assert [(m.name, m.start) for m in video.moves] != [(m.name, m.start) for m in seen.moves]
+    assert synth.plan_video(1, "train", 0, 10, "studio").appearance != train[0].appearance  # the seed picks the look
+
+
+def test_studio_is_the_default_and_its_manifest_says_so(studio_tiny: Path) -> None:
+    assert synth.DEFAULT_STYLE == "studio"
+    assert json.loads((studio_tiny / "lab4_synth.json").read_text())["style"] == "studio"
+    label = load(studio_tiny / "val" / "val_label" / "frame000000.png")
+    assert np.median(label) == 255.0  # on white
+    with pytest.raises(FileExistsError, match="style 'variety'"):
+        generate_dataset(studio_tiny, "tiny", style="variety", progress=False)
+    with pytest.raises(ValueError, match="valid styles: studio, variety"):
+        generate_dataset(studio_tiny, "tiny", style="cartoon", progress=False)
+
+
+def test_data_stats_prints_the_statistics_beside_the_real_footage(
+        studio_tiny: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["data-stats", str(studio_tiny)]) == 0
+    out = capsys.readouterr().out
+    assert "label pixels > 0.1 from white" in out and "real footage" in out
+    assert "repeat-first-frame PSNR (val)" in out
+    assert cli_main(["data-stats", str(studio_tiny / "nothing")]) == 2
