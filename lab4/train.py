@@ -66,7 +66,12 @@ def build_model(cfg: Config) -> VideoCVAE:
 
 def build_optimizer(cfg: Config, model: torch.nn.Module) -> torch.optim.Optimizer:
     kind = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-    return kind(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    params = list(model.parameters())
+    # On a GPU one fused kernel updates every tensor: at these sizes the per-tensor launches of
+    # the default update cost more than its arithmetic. Elsewhere the default, so CPU runs keep
+    # their numbers.
+    fused = {"fused": True} if params and all(p.is_cuda for p in params) else {}
+    return kind(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **fused)
 
 
 def build_scheduler(cfg: Config, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
@@ -84,8 +89,34 @@ def epoch_fraction(cfg: Config, epoch: int) -> float:
 
 
 def batches_in_epoch(cfg: Config, sampler: lab4_data.ClipSampler, epoch: int, world: int = 1) -> int:
+    """Updates in `epoch`: a pass over (a share of) the data, or with a budget in updates
+    (max_iters), that budget split into num_epoch near-equal parts, whatever the data's size."""
+    if cfg.max_iters:
+        return cfg.max_iters * (epoch + 1) // cfg.num_epoch - cfg.max_iters * epoch // cfg.num_epoch
     clips = sampler.clips_per_epoch(epoch_fraction(cfg, epoch)) // world
     return max(1, clips // cfg.batch_size)
+
+
+def epoch_clips(cfg: Config, sampler: lab4_data.ClipSampler, epoch: int, world: int = 1) -> np.ndarray:
+    """The clips of `epoch` for every rank, in the order their batches take them."""
+    if cfg.max_iters:
+        return sampler.draw(epoch, cfg.seed, batches_in_epoch(cfg, sampler, epoch) * cfg.batch_size * world)
+    return sampler.clips(epoch, cfg.seed, epoch_fraction(cfg, epoch))
+
+
+def describe_budget(cfg: Config, sampler: lab4_data.ClipSampler, world: int = 1) -> str:
+    """The run's budget in one line, as `train` prints it before the first step."""
+    updates = sum(batches_in_epoch(cfg, sampler, e, world) for e in range(cfg.num_epoch))
+    per = f"batch {cfg.batch_size} of {cfg.train_vi_len}-frame clips"
+    if cfg.max_iters:
+        how = f"{cfg.max_iters} updates (the profile's budget), in {cfg.num_epoch} epochs"
+    else:
+        how = f"{cfg.num_epoch} epochs of the data's {sampler.num_clips} clips"
+        if cfg.partial < 1 or cfg.fast_train:
+            how += " (partial / fast_train)"
+        how += f" = {updates} updates"
+    return (f"budget: {how}, {per}: {updates * cfg.batch_size * world * (cfg.train_vi_len - 1):,} predicted "
+            f"frames from {sampler.num_frames:,} training frames")
 
 
 def prepare_run_dir(run_dir: Path, cfg: Config, resume: bool, force: bool, write: bool = True) -> RunPaths:
@@ -286,6 +317,8 @@ def _train_locked(cfg: Config, paths: RunPaths, resume: bool, progress: bool, de
     # Loss scaling only matters for fp16; bf16 and fp32 have the range.
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     total_iters = sum(batches_in_epoch(cfg, sampler, e, ranks.world) for e in range(cfg.num_epoch))
+    if progress:
+        print(describe_budget(cfg, sampler, ranks.world), flush=True)
 
     start_epoch, global_step, best_psnr, best_epoch = 0, 0, -math.inf, None
     history: dict[str, list[dict[str, Any]]] = {"epochs": [], "iters": [], "val": []}
@@ -321,7 +354,7 @@ def _train_locked(cfg: Config, paths: RunPaths, resume: bool, progress: bool, de
             model.train()
             tfr = teacher_forcing_ratio(epoch, cfg.tfr, cfg.tfr_sde, cfg.tfr_d_step)
             epoch_forced = teacher_forcing_draw(tfr, cfg.seed, epoch)
-            clips = ranks.shard(sampler.clips(epoch, cfg.seed, epoch_fraction(cfg, epoch)))
+            clips = ranks.shard(epoch_clips(cfg, sampler, epoch, ranks.world))
             n_batches = batches_in_epoch(cfg, sampler, epoch, ranks.world)
             sums = torch.zeros(3, device=device)  # loss, mse, kl: summed on the device, read rarely
             logged = torch.zeros(3, device=device)

@@ -493,3 +493,14 @@ def test_gather_frames_returns_the_frames_at_those_indices(make_dataset):
     assert frames.flags.writeable  # a copy, free to change
     with pytest.raises(ValueError, match=r"frame index 20 is out of range; expected 0..19"):
         gather_frames(train, np.array([[0, 20]]))
+
+
+@pytest.mark.parametrize("mode", ["chunks", "random", "spread"])
+def test_draw_gives_exactly_the_clips_asked_for(mode: str) -> None:
+    sampler = ClipSampler(40, 5, mode, video_lengths=[20, 20])
+    first_pass = sampler.clips(epoch=3, seed=1)
+    drawn = sampler.draw(epoch=3, seed=1, count=19)
+    assert drawn.shape == (19, 5)
+    np.testing.assert_array_equal(drawn[:8], first_pass)  # the first pass is the epoch's own draw
+    np.testing.assert_array_equal(drawn, sampler.draw(epoch=3, seed=1, count=19))
+    assert not np.array_equal(drawn[8:16], first_pass)  # later passes are drawn anew

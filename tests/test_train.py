@@ -273,3 +273,25 @@ def test_spread_clips_need_first_frame_conditioning():
     with pytest.raises(ValueError, match="clip_mode='spread' needs reference='first'"):
         make_config("smoke", {"clip_mode": "spread"})
     assert make_config("smoke", {"clip_mode": "spread", "reference": "first"}).clip_mode == "spread"
+
+
+def test_a_budget_in_updates_does_the_same_work_on_any_data(data_root, tmp_path, make_dataset, capsys):
+    """max_iters fixes the number of updates, whatever the number of clips the data holds."""
+    bigger = make_dataset(n_train=60, n_val=12, n_test=5, test_len=12).root
+    for name, root in (("small", data_root), ("big", bigger)):
+        result = train(smoke(root, max_iters=9, num_epoch=2), tmp_path / name, progress=True)
+        iters = read_rows(RunPaths(tmp_path / name).iter_log)
+        assert int(iters[-1]["iteration"]) == 9, name
+        assert [int(r["epoch"]) for r in result.epochs] == [1, 2]
+        out = capsys.readouterr().out
+        assert "budget: 9 updates (the profile's budget), in 2 epochs" in out, out
+    # An epoch budget follows the data: twice the clips, twice the updates.
+    train(smoke(data_root), tmp_path / "epochs", progress=True)
+    assert "budget: 2 epochs of the data's 6 clips = 6 updates" in capsys.readouterr().out
+
+
+def test_a_budget_in_updates_refuses_what_shortens_epochs(data_root):
+    with pytest.raises(ValueError, match="max_iters=10: partial and fast_train"):
+        smoke(data_root, max_iters=10, partial=0.5)
+    with pytest.raises(ValueError, match="at least one update per epoch"):
+        smoke(data_root, max_iters=1, num_epoch=2)
