@@ -363,9 +363,7 @@ def _execute(run: RunSpec, plan: Plan, sweep_dir: Path, notebook: Path, existing
     started = time.perf_counter()
     try:
         with open(run_dir / LOG_FILE, "w") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "lab4.sweep", "--worker", str(job_file.resolve())],
-                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                                    cwd=str(workspace_root()), bufsize=1)
+            proc = start_worker([*WORKER_COMMAND, str(job_file.resolve())], env)
             processes[run.name] = proc
             assert proc.stdout is not None
             for line in proc.stdout:  # the notebook's output, as it comes
@@ -393,6 +391,77 @@ def _execute(run: RunSpec, plan: Plan, sweep_dir: Path, notebook: Path, existing
     except (FileNotFoundError, json.JSONDecodeError):
         error = f"the notebook process exited with status {code}; see {display_path(run_dir / LOG_FILE)}"
     return Outcome(run, "failed", seconds, error=error, device=device)
+
+
+# How the sweep starts a worker; the fault tests put a stand-in here.
+WORKER_COMMAND = [sys.executable, "-m", "lab4.sweep", "--worker"]
+PARENT_ENV = "LAB4_SWEEP_PID"
+STOP_GRACE_S = 10.0
+
+
+def start_worker(command: list[str], env: dict[str, str]) -> subprocess.Popen:
+    """A worker in a process group of its own, so that stopping it (stop_workers) reaches what it
+    started too; it also stops itself if the sweep dies (worker_guard)."""
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**env, PARENT_ENV: str(os.getpid())}, cwd=str(workspace_root()), bufsize=1,
+                            start_new_session=os.name == "posix")
+
+
+def stop_workers(processes: list[subprocess.Popen]) -> None:
+    """SIGTERM to each worker's process group, then SIGKILL to what is left after STOP_GRACE_S."""
+    import signal
+
+    def signal_group(proc: subprocess.Popen, sig: int) -> None:
+        try:
+            if os.name == "posix":
+                os.killpg(proc.pid, sig)
+            else:
+                proc.send_signal(sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    for proc in processes:
+        signal_group(proc, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_S
+    for proc in processes:
+        try:
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            signal_group(proc, getattr(signal, "SIGKILL", signal.SIGTERM))
+            proc.wait()
+
+
+def worker_guard() -> None:
+    """In a worker: end with the sweep, whichever way the sweep ends.
+
+    SIGTERM (sent by stop_workers, or by the system when the sweep dies) stops the worker's whole
+    process group and the worker, without writing an error file: the sweep was stopped, the run
+    did not fail. The notebook kernel, in a session of its own, ends when it sees its parent gone."""
+    import signal
+
+    def stop(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            os.killpg(os.getpgrp(), signal.SIGTERM)
+        except OSError:
+            pass
+        os._exit(128 + signum)
+
+    if os.name != "posix":
+        return
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGHUP, stop)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+        except (OSError, AttributeError):
+            pass
+    parent = os.environ.get(PARENT_ENV)
+    if parent and os.getppid() != int(parent):
+        stop(signal.SIGTERM, None)  # the sweep died before the guard was set
 
 
 def _lock(sweep_dir: Path) -> Any:
@@ -504,6 +573,7 @@ def run_sweep(plan: Plan, sweep_dir: Path | None = None, jobs: int = 1, force: b
                     gpu_pool.append(gpu)
 
     pool = ThreadPoolExecutor(max_workers=jobs)
+    restore_sigterm = _sigterm_interrupts()
     try:
         futures = {pool.submit(job, run, existing): run for run, existing in todo}
         for future in as_completed(futures):
@@ -521,12 +591,13 @@ def run_sweep(plan: Plan, sweep_dir: Path | None = None, jobs: int = 1, force: b
                              f"    executed notebook: {display_path(sweep_dir / run.name / RUN_NOTEBOOK)}\n"
                              f"    log: {display_path(sweep_dir / run.name / LOG_FILE)}")
             printer.finished()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (see _sigterm_interrupts)
         pool.shutdown(wait=False, cancel_futures=True)
-        for proc in list(processes.values()):
-            proc.terminate()
+        stop_workers(list(processes.values()))
         printer.close()
         raise
+    finally:
+        restore_sigterm()
     pool.shutdown()
     printer.close()
     for run in plan.runs:  # runs left out by --only keep their row
@@ -537,6 +608,20 @@ def run_sweep(plan: Plan, sweep_dir: Path | None = None, jobs: int = 1, force: b
     summary = write_summary(plan, sweep_dir, [outcomes[r.name] for r in plan.runs])
     lock.close()
     return [outcomes[r.name] for r in runs], summary
+
+
+def _sigterm_interrupts() -> Any:
+    """SIGTERM stops the sweep as Ctrl-C does (its workers stopped with it); returns the undo."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    return lambda: signal.signal(signal.SIGTERM, previous)
 
 
 def _run_summary(run_dir: Path) -> dict[str, Any]:
@@ -606,6 +691,7 @@ def _cell(value: Any) -> Any:
 def worker_main(job_file: str) -> int:
     import papermill as pm
 
+    worker_guard()
     job = json.loads(Path(job_file).read_text())
     error_file = Path(job["error_file"])
     try:

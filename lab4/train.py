@@ -257,16 +257,15 @@ def train(cfg: Config, run_dir: Path, resume: bool = False, force: bool = False,
 
 def _train(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool, device: torch.device,
            ranks: Ranks) -> TrainResult:
-    root = Path(cfg.data_root)
-    # Every check that can fail runs before the first step, on every rank.
-    lab4_data.check_layout(root, ("train", "val"))
     lock: FolderLock | None = None
     try:
-        # Rank 0 holds the folder from its first check to its last write; a folder that does not
-        # exist yet is created (and locked) only once the checks have passed.
+        # Every check that can fail runs before the first step, on every rank. Rank 0 holds the
+        # folder from its first check to its last write; a folder that does not exist yet is
+        # created (and locked) only once the checks have passed.
         if ranks.is_main and run_dir.is_dir():
             lock = _lock(run_dir)
         paths = prepare_run_dir(run_dir, cfg, resume, force, write=False)
+        lab4_data.check_layout(Path(cfg.data_root), ("train", "val"))
         ranks.barrier()  # every rank has checked before rank 0 writes
         if ranks.is_main:
             if lock is None:

@@ -327,6 +327,7 @@ def test_a_marker_config_today_cannot_read_is_not_finished(tmp_path):
 def test_run_training_keeps_a_finished_run_and_refuses_other_settings(tmp_path, monkeypatch):
     import lab4.train
     from lab4 import experiment
+    from lab4.checkpoint import save_checkpoint
 
     cfg = experiment.build_config("smoke", str(tmp_path / "data"), {"tfr": 0.5})
     assert cfg.tfr == 0.5 and cfg.data_root == str(tmp_path / "data")
@@ -334,7 +335,10 @@ def test_run_training_keeps_a_finished_run_and_refuses_other_settings(tmp_path, 
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     cfg.save(run_dir / "config.json")
-    (run_dir / "done.json").write_text("{}")
+    # Finished: done.json agrees with the run's last commit (a checkpoint of its last epoch).
+    save_checkpoint(run_dir / "checkpoints" / "last.pt", {"epoch": cfg.num_epoch, "config": cfg.to_dict(),
+                                                          "best_psnr": 20.0, "best_epoch": cfg.num_epoch})
+    (run_dir / "done.json").write_text(json.dumps({"epochs": cfg.num_epoch, "best_epoch": cfg.num_epoch}))
     monkeypatch.setattr(lab4.train, "train", lambda *a, **k: pytest.fail("trained a finished run"))
     assert experiment.run_training(cfg, run_dir, progress=False).root == run_dir
     other = experiment.build_config("smoke", str(tmp_path / "data"), {"tfr": 0.0})
