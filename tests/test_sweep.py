@@ -381,32 +381,41 @@ def test_two_sweeps_never_share_a_folder(tmp_path):
     sweep._lock(tmp_path).close()  # free again
 
 
-def test_strategies_plan_changes_only_each_runs_settings():
-    plan = load_plan("strategies")
-    assert plan.profile == "quick-chain" and {r.seed for r in plan.runs} == {0, 1, 2}
+@pytest.mark.parametrize("name, profile, shared", [
+    ("strategies", "quick-chain", {"partial", "max_iters", "per_save"}),  # the variety plan's old budget
+    ("strategies-studio", "quick", set()),
+])
+def test_strategies_plans_change_only_each_runs_settings(name, profile, shared):
+    plan = load_plan(name)
+    assert plan.profile == profile and {r.seed for r in plan.runs} == {0, 1, 2}
     reference = next(r for r in plan.runs if r.base == "quick").config.to_dict()
     for run in plan.runs:
         changed = {k for k, v in run.config.to_dict().items() if v != reference[k] and k != "seed"}
-        assert changed == set(run.settings) - {"seed"}, run.name
+        assert changed == set(run.settings) - {"seed"} - shared, run.name
     assert {"learned", "fixed"} == {r.config.prior for r in plan.runs}
 
 
-def test_quick_profile_is_quick_chain_plus_a_measured_candidate_of_the_strategies_plan():
-    from lab4.config import BEST_CHANGES, make_config
+def test_the_cpu_profiles_are_the_template_chain_with_a_budget_in_updates():
+    """What a user relies on: quick and quick-chain do the same work on any data (a budget in
+    updates), quick is quick-chain with teacher forcing 0 and the KL weight at 1, the report's
+    ablations change only what they compare, and best-lab keeps the template's sizes."""
+    from lab4.config import make_config
 
-    plan = load_plan("strategies")
-    winner = [r for r in plan.runs if {k: v for k, v in r.settings.items() if k != "seed"} == BEST_CHANGES]
-    assert {r.seed for r in winner} == {0, 1, 2}  # the profile stands on three seeds of the plan
-    for run in winner:
-        quick = make_config("quick", {"seed": run.seed, "data_root": run.config.data_root})
-        assert quick.to_dict() == run.config.to_dict()
-    # The full-size variant: the template's sizes and budget with quick's choices of method.
-    lab, quick, best_lab = make_config("lab"), make_config("quick"), make_config("best-lab")
-    budget = {"F_dim", "L_dim", "N_dim", "D_out_dim", "batch_size", "train_vi_len", "partial", "num_epoch",
-              "lr", "tfr_sde", "tfr_d_step", "tf_granularity", "kl_anneal_cycle", "per_save", "val_every",
-              "log_every"}
-    for name, value in best_lab.to_dict().items():
-        assert value == (getattr(lab, name) if name in budget else getattr(quick, name)), name
+    quick, chain = make_config("quick"), make_config("quick-chain")
+    assert quick.max_iters > 0 and chain.max_iters == quick.max_iters
+    assert quick.reference == "previous" and quick.tfr == 0.0 and quick.kl_anneal_type == "None"
+    assert {k for k, v in quick.to_dict().items() if v != getattr(chain, k)} == {"tfr", "kl_anneal_type"}
+    ablations = load_plan("ablations")
+    assert ablations.profile == "quick-chain"
+    kl_none = next(r for r in ablations.runs if r.base == "kl_none")
+    assert kl_none.config.to_dict() == make_config("quick", {"data_root": kl_none.config.data_root}).to_dict()
+    for run in ablations.runs:
+        changed = {k for k, v in run.config.to_dict().items() if v != getattr(chain, k)} - {"data_root", "seed"}
+        assert changed <= {"tfr", "tfr_d_step", "kl_anneal_type"}, run.name
+    lab, best_lab = make_config("lab"), make_config("best-lab")
+    for name in ("F_dim", "L_dim", "N_dim", "D_out_dim", "batch_size", "train_vi_len", "max_iters"):
+        assert getattr(best_lab, name) == getattr(lab, name), name
+    assert best_lab.tfr == 0.0 and best_lab.kl_anneal_type == "None" and best_lab.output == "sigmoid"
 
 
 def test_a_run_finished_in_a_checkout_at_another_path_is_still_finished(tmp_path):
