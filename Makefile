@@ -22,7 +22,7 @@ RUN_PY = LD_PRELOAD="$(TCMALLOC)" TCMALLOC_RELEASE_RATE=0 $(PY)
 
 .PHONY: all setup test data train predict score clean-runs ablations report lab bench
 
-# The default: set-up, the default data, the report's ablations (profile quick-chain, CPU), the report.
+# The default: set-up, the default studio data, the report's ablations (profile quick-chain, CPU), the report.
 all: setup data ablations report
 
 # Idempotent: reinstalls only when the torch spec or pyproject.toml changed.
@@ -50,7 +50,7 @@ test: setup
 data: setup
 	$(PY) -m lab4 data
 
-train: setup
+train: data
 	$(RUN_PY) -m lab4 train --profile $(PROFILE) --run-dir $(RUN) $(if $(wildcard $(RUN)/checkpoints/last.pt),--resume,)
 
 predict: setup
