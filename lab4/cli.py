@@ -192,6 +192,7 @@ def parser() -> argparse.ArgumentParser:
 # parsed by the parser their module builds once one of them is run.
 TORCH_COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("lab4.bench", "time the project's training step and rollouts against the naive loop"),
+    "gpucheck": ("lab4.gpucheck", "measure the project on a GPU in one command (about 8 minutes), results to --out"),
     "strategies": ("lab4.strategies", "compare the z strategies (prior, zero, mean, best_of oracle) of a trained "
                                       "run on the val video or the test ground truth"),
 }

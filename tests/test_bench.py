@@ -185,7 +185,36 @@ def test_whole_run_trains_the_same_model_naive_and_ours(tmp_path: Path, tiny_dat
     assert whole["speedup"] == pytest.approx(naive["total_s"] / ours["total_s"])
 
 
-def test_whole_run_refuses_a_method_the_naive_loop_does_not_write(tmp_path: Path) -> None:
-    # quick conditions every step on the first frame: no naive writing to compare with.
-    assert main(["bench", "--whole-run", "quick", "--out", str(tmp_path / "w.json")]) == 2
+def test_whole_run_refuses_a_method_the_naive_loop_does_not_write(tmp_path: Path, monkeypatch) -> None:
+    # A profile that conditions every step on the first frame: no naive writing to compare with.
+    from lab4.config import PROFILES
+
+    monkeypatch.setitem(PROFILES, "first-frame", {**PROFILES["smoke"], "reference": "first"})
+    assert main(["bench", "--whole-run", "first-frame", "--out", str(tmp_path / "w.json")]) == 2
     assert not (tmp_path / "w.json").exists()
+
+
+def test_compile_and_skip_profile_options() -> None:
+    """--compile names each variant so (GPU use; not timed here: compiling takes minutes on this CPU);
+    --skip-profile leaves the CPU profile of the convolutions' share out."""
+    import torch
+
+    from lab4.bench import add_commands, parse_variants
+
+    parser = argparse.ArgumentParser()
+    add_commands(parser.add_subparsers())
+    args = parser.parse_args(["bench", "--precision", "fp32,bf16", "--compile"])
+    assert [v.name for v in parse_variants(args, torch.device("cpu"))] == [
+        "ours fp32 channels_last compiled", "ours bf16 channels_last compiled"]
+    args = parser.parse_args(["bench", *TINY, "--precision", "fp32", "--skip-profile"])
+    assert [v.name for v in parse_variants(args, torch.device("cpu"))] == ["ours fp32 channels_last"]
+
+
+def test_skip_profile_leaves_conv_share_out(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    assert main(["bench", *TINY, "--precision", "fp32", "--skip-profile", "--reps", "1", "--skip-sequential-ours",
+                 "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert all(row["conv_share"] is None for row in result["train"]["tf"].values())
+    assert all(row["conv_share"] is None for row in result["rollout"].values())
+    assert "train_conv_bound" not in result["ratios"]["ours fp32 channels_last"]

@@ -109,6 +109,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--skip-rollouts", action="store_true", help="time the training steps only")
     p.add_argument("--skip-sequential-ours", action="store_true",
                    help="do not time the project's rollout run one sequence at a time")
+    p.add_argument("--skip-profile", action="store_true",
+                   help="on CPU, do not profile the convolutions' share of the time (conv %%; a GPU never does)")
     p.add_argument("--kl-weight", type=float, default=1.0)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")

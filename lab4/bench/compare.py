@@ -225,7 +225,7 @@ def run_bench(args: argparse.Namespace, log: Callable[[str], None] = print) -> d
                     return clip_loss(model, frames, labels, forced, args.kl_weight).loss
             losses[v.name] = loss_of
         saved = {n: saved_activation_bytes(losses[n], list(models[n].parameters())) for n in names}
-        conv_share = {n: convolution_share(steps[n], device) for n in names}
+        conv_share = {n: convolution_share(steps[n], device, args.skip_profile) for n in names}
         gflop = {n: counted_gflop(lambda n=n: losses[n]().backward()) / per_step for n in names}
         for model in models.values():
             model.zero_grad(set_to_none=True)  # what counting left behind; each step zeroes its own

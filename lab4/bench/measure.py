@@ -148,14 +148,14 @@ def counted_gflop(fn: Callable[[], Any]) -> float:
     return counter.get_total_flops() / 1e9
 
 
-def convolution_share(fn: Callable[[], Any], device: torch.device) -> float | None:
+def convolution_share(fn: Callable[[], Any], device: torch.device, skip: bool = False) -> float | None:
     """The share of fn's time spent inside convolutions, forward and backward: the self CPU time,
     by torch.profiler, of every op with "conv" in its name (the kernels and their dispatch),
     over fn's wall time in the same run (so a slow moment of the machine scales both alike).
 
     CPU only (None elsewhere): on a GPU an op's CPU time is its launch, not its work.
     """
-    if device.type != "cpu":
+    if device.type != "cpu" or skip:
         return None
     prof = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU])
     with stderr_silenced():  # the profiler's start and stop each log a line there

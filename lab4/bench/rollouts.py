@@ -79,8 +79,9 @@ def bench_rollouts(args: argparse.Namespace, device: torch.device, naive_model: 
     # The convolutions' share, profiled on a shorter rollout: the naive loop's (the same for one
     # sequence or several in turn) and each variant's batched one.
     short = labels[:, :min(length, CONV_PROFILE_FRAMES)]
-    conv_share = {"naive": convolution_share(lambda: one["naive"](0, short), device)}
-    conv_share.update({n: convolution_share(lambda n=n: batched[n](short), device) for n in batched})
+    conv_share = {"naive": convolution_share(lambda: one["naive"](0, short), device, args.skip_profile)}
+    conv_share.update({n: convolution_share(lambda n=n: batched[n](short), device, args.skip_profile)
+                       for n in batched})
 
     frames_one = length - 1
     rows: dict[str, dict[str, Any]] = {}
