@@ -10,7 +10,7 @@ column), per-iteration rows (iter_log.csv + `run`), per-frame validation rows
 from __future__ import annotations
 
 import textwrap
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -198,6 +198,21 @@ def _stacked_metrics(df: pd.DataFrame, metrics: list[tuple[str, str, str]], widt
     return fig, list(fig.subplots(len(present), 1, sharex=True, squeeze=False)[:, 0]), present
 
 
+# More lines than this and the legend goes below the plot: over it, it would hide the curves.
+LEGEND_INSIDE_MAX = 6
+
+
+def _run_legend(fig: Figure, ax: Any, lines: int, ncol: int = 2) -> None:
+    """The runs' legend: inside the top axes for a few lines, below the figure for many (the
+    figure grows by the legend's rows, so the axes keep their size)."""
+    if lines <= LEGEND_INSIDE_MAX:
+        ax.legend(fontsize=8, ncol=ncol, loc="best")
+        return
+    rows = -(-(lines + 1) // ncol)
+    fig.set_figheight(fig.get_figheight() + 0.19 * rows + 0.2)
+    fig.legend(*ax.get_legend_handles_labels(), fontsize=8, ncols=ncol, loc="outside lower center", frameon=False)
+
+
 def _seed_label(name: str, labels: Mapping[str, str] | None, seeds: int) -> str:
     return _label(name, labels) + (f" (mean of {seeds} seeds, 95% CI)" if seeds > 1 else " (1 seed)")
 
@@ -225,7 +240,7 @@ def fig_psnr_per_frame(frames: pd.DataFrame, labels: Mapping[str, str] | None = 
             ax.axvline(600.5, color="0.6", lw=0.8, ls=":")
             ax.text(600.5, ax.get_ylim()[1], " last scored frame (600)", fontsize=8, va="top", color="0.4")
         ax.set_ylabel(ylabel)
-    axes[0].legend(fontsize=8, ncol=2, loc="best")
+    _run_legend(fig, axes[0], len(names))
     axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[-1].set_xlabel("frame of the rollout (frame 0 is given)")
     axes[-1].set_xlim(1, int(frames["frame"].max()))
@@ -262,7 +277,7 @@ def fig_val_psnr_epochs(epochs: pd.DataFrame, labels: Mapping[str, str] | None =
             ax.axhline(float(val[baseline_column].mean()), label=BASELINE_LABEL, **BASELINE_STYLE)
         ax.set_ylabel(ylabel)
     _epoch_axis(axes[-1])
-    axes[0].legend(fontsize=8, loc="best")
+    _run_legend(fig, axes[0], len(names), ncol=1 if len(names) <= LEGEND_INSIDE_MAX else 2)
     fig.suptitle(title)
     return fig
 

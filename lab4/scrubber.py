@@ -19,7 +19,17 @@ if TYPE_CHECKING:
 
 PANEL_TITLES = ("pose label", "ground truth", "prediction", "|difference|")
 GAP = 4             # pixels of white between panels (after enlarging)
-TEXT_ROW = 16       # pixels per line of text above and below the panels
+
+
+def font_size(scale: int) -> int:
+    """Text grows with the frames: a notebook shrinks the wide panel to its page width, and text
+    of a fixed size would end up a few pixels tall."""
+    return max(12, 4 * scale)
+
+
+def text_row(scale: int) -> int:
+    """Pixels per line of text above and below the panels."""
+    return font_size(scale) + 8
 
 # A dark-to-bright colour ramp (black, purple, red, orange, pale yellow) for the error.
 _RAMP = np.array([[0, 0, 4], [87, 16, 110], [188, 55, 84], [249, 142, 9], [252, 255, 164]], dtype=float)
@@ -74,8 +84,8 @@ def render_panel(pose: np.ndarray, truth: np.ndarray, prediction: np.ndarray, sc
     frames.append(difference_image(prediction, truth, gain))
     tiles = [enlarge(f, scale) for f in frames]
     h, w = tiles[0].shape[:2]
-    top = TEXT_ROW if titles else 0
-    bottom = TEXT_ROW if caption else 0
+    top = text_row(scale) if titles else 0
+    bottom = text_row(scale) if caption else 0
     width = 4 * w + 3 * GAP
     canvas = np.full((top + h + bottom, width, 3), 255, np.uint8)
     for i, tile in enumerate(tiles):
@@ -84,14 +94,14 @@ def render_panel(pose: np.ndarray, truth: np.ndarray, prediction: np.ndarray, sc
     if titles or caption:
         image = Image.fromarray(canvas)
         draw = ImageDraw.Draw(image)
-        font = ImageFont.load_default()
+        font = ImageFont.load_default(size=font_size(scale))
         if titles:
             for i, text in enumerate(titles):
                 if i == 3 and text == PANEL_TITLES[3]:
                     text = f"{text} x{gain:g}"
                 draw.text((i * (w + GAP) + 2, 2), _fit(draw, text, font, w - 4), fill=(0, 0, 0), font=font)
         if caption:
-            draw.text((2, top + h + 2), _fit(draw, caption, font, width - 4), fill=(0, 0, 0), font=font)
+            draw.text((2, top + h + 3), _fit(draw, caption, font, width - 4), fill=(0, 0, 0), font=font)
         canvas = np.asarray(image)
     return canvas
 

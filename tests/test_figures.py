@@ -12,7 +12,7 @@ from PIL import Image
 
 from lab4 import figures
 from lab4.results import Rollout, RunData, psnr_measures
-from lab4.scrubber import GAP, TEXT_ROW, Scrubber, difference_image, enlarge, render_panel, rollout_panel, to_png
+from lab4.scrubber import GAP, Scrubber, font_size, text_row, difference_image, enlarge, render_panel, rollout_panel, to_png
 
 RUNS = ["cyc", "mono", "none"]
 T, H, W = 9, 32, 64
@@ -236,9 +236,10 @@ def test_render_panel_places_four_enlarged_frames_side_by_side():
     np.testing.assert_array_equal(bare[0:scale, 0:scale], np.broadcast_to(pose[:, 0, 0], (scale, scale, 3)))
 
     captioned = render_panel(pose, truth, pred, scale=scale, caption="frame 3: PSNR 21.00 dB")
-    assert captioned.shape == (TEXT_ROW + H * scale + TEXT_ROW, 4 * W * scale + 3 * GAP, 3)
-    np.testing.assert_array_equal(captioned[TEXT_ROW:TEXT_ROW + H * scale], bare)
-    assert (captioned[:TEXT_ROW] < 128).any() and (captioned[-TEXT_ROW:] < 128).any()  # text drawn
+    row = text_row(scale)
+    assert captioned.shape == (row + H * scale + row, 4 * W * scale + 3 * GAP, 3)
+    np.testing.assert_array_equal(captioned[row:row + H * scale], bare)
+    assert (captioned[:row] < 128).any() and (captioned[-row:] < 128).any()  # text drawn
     with pytest.raises(ValueError, match="uint8 frame"):
         render_panel(pose.astype(float), truth, pred)
     with pytest.raises(ValueError, match="one shape"):
@@ -252,7 +253,7 @@ def make_rollout(seed=0) -> Rollout:
 
 def test_rollout_panel_captions_the_frame_psnr():
     rollout = make_rollout()
-    assert rollout_panel(rollout, 3, scale=2).shape == (2 * TEXT_ROW + 2 * H, 4 * 2 * W + 3 * GAP, 3)
+    assert rollout_panel(rollout, 3, scale=2).shape == (2 * text_row(2) + 2 * H, 4 * 2 * W + 3 * GAP, 3)
     with pytest.raises(IndexError):
         rollout_panel(rollout, T)
     from lab4.scrubber import frame_caption
@@ -283,3 +284,16 @@ def test_scrubber_widgets_follow_the_run_and_the_frame(tmp_path):
     scrubber.show("b")
     assert scrubber.slider.max == 4 and scrubber.slider.value == 4  # kept within the shorter rollout
     assert "frame 4 of 4" in scrubber.info.value
+
+
+def test_the_scrubber_text_stays_readable_when_the_panel_is_shrunk_to_a_page():
+    """A notebook shows the panel at most about 900 px wide: its text must still be 9 px or more."""
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, (3, 32, 64), dtype=np.uint8)
+    for scale in (4, 6, 8):
+        panel = render_panel(frame, frame, frame, scale=scale, caption="frame 3: PSNR 21.00 dB")
+        ink_rows = np.flatnonzero((panel[-text_row(scale):] < 128).any(axis=(1, 2)))
+        glyph_height = ink_rows.max() - ink_rows.min() + 1
+        shrink = min(1.0, 900 / panel.shape[1])
+        assert glyph_height * shrink >= 9, (scale, glyph_height, panel.shape)
+        assert font_size(scale) >= 12

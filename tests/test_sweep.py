@@ -452,3 +452,23 @@ def test_captions_say_when_the_shown_runs_finished_not_when_the_sweep_first_star
     book = ReportBook(load_sweep(copy))
     assert "finished 2026-01-02 to 2026-01-05" in book.what_ran()
     assert book.what_ran([GOOD_RUNS[0]]).endswith("finished 2026-01-02.")
+
+
+def test_the_analysis_notebook_runs_on_committed_records_without_arrays(tiny_sweep, tmp_path):
+    """A fresh clone's sweep records keep configs, logs and scores but no checkpoints, rollouts,
+    GIFs or notebooks (.gitignore, runs/strategies): Run All still goes through, and the
+    scrubber says in one line what to run first."""
+    import shutil
+
+    from lab4.report import run_analysis
+
+    records = tmp_path / "records"
+    shutil.copytree(tiny_sweep.folder, records, ignore=shutil.ignore_patterns(
+        "checkpoints", "*.npz", "*.npy", "*.gif", "*.ipynb", "submission.csv", ".sweep.lock"))
+    executed = run_analysis(records, None, output=tmp_path / "analysis.ipynb", progress=False)
+    notebook = nbformat.read(executed, as_version=4)
+    outputs = [o for c in notebook.cells for o in c.get("outputs", [])]
+    errors = [o for o in outputs if o.get("output_type") == "error"]
+    assert not errors, [(o.get("ename"), o.get("evalue")) for o in errors]
+    markdown = "".join(o.get("data", {}).get("text/markdown", "") for o in outputs)
+    assert "has a validation rollout on disk" in markdown and "run `make`" in markdown
