@@ -67,9 +67,10 @@ ablations: data
 report: setup
 	$(RUN_PY) -m lab4 report $(SWEEP) --figures $(FIGURES)
 
-# JupyterLab on the analysis notebook (the frame scrubber needs a live kernel).
+# JupyterLab on the analysis notebook (the frame scrubber needs a live kernel), served from the
+# project folder so that the notebook's links to the runs' GIFs resolve and the runs show in its browser.
 lab: setup
-	$(VENV)/bin/jupyter lab notebooks/analysis.ipynb
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir="$(CURDIR)" notebooks/analysis.ipynb
 
 # The speed benchmark: the naive template-style loop and the project's step, side by side.
 bench: setup
