@@ -531,6 +531,18 @@ def train_video_lengths(root: Path, num_frames: int) -> list[int]:
     return [int(n) for n in lengths]
 
 
+def dataset_style(root: Path) -> str:
+    """What a dataset is, for captions: "studio" or "variety" synthetic data (a manifest written
+    before styles existed is variety data), else "not synthetic" (the real data, or another)."""
+    try:
+        manifest = json.loads((Path(root) / SYNTH_MANIFEST).read_text())
+    except (OSError, ValueError):
+        return "not synthetic"
+    if not isinstance(manifest, dict):
+        return "not synthetic"
+    return str(manifest.get("style", "variety"))
+
+
 class ClipSampler:
     """The frames of each training clip, clip_len of them.
 

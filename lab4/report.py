@@ -79,6 +79,12 @@ class ReportBook:
         for col, text in (("profile", "profile {}"), ("data_root", "data {}"), ("num_epoch", "{} epochs")):
             if col in df:
                 parts.append(text.format(_listing(df[col])))
+            if col == "data_root":
+                parts.append(self.data_styles(df.index))
+            if col == "num_epoch":
+                updates = {int(self.sweep.run(str(name)).config.get("max_iters") or 0) for name in df.index}
+                if updates != {0}:
+                    parts.append(f"a budget of {_listing(pd.Series(sorted(updates)))} updates")
         if "seed" in df:
             seeds = _listing(df["seed"].astype(int))
             parts.append(f"seed{'s' if ',' in seeds else ''} {seeds}")
@@ -91,6 +97,12 @@ class ReportBook:
         elif started:
             parts.append(f"sweep started {started[:10]}")
         return "What ran: " + ", ".join(parts) + "."
+
+    def data_styles(self, runs: Sequence[str]) -> str:
+        """The style of the data the runs trained on, as each run recorded it (done.json)."""
+        styles = sorted({str((self.sweep.run(str(name)).done or {}).get("data_style", "not recorded"))
+                         for name in runs})
+        return "data style " + " / ".join(styles)
 
     def seeds_text(self) -> str:
         """How many seeds stand behind each line, and what the band is."""

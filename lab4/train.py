@@ -223,10 +223,14 @@ def resume_config(run_dir: Path, profile: str | None = None, overrides: dict[str
     profile's config must be the run's."""
     paths = RunPaths(Path(run_dir))
     state = committed(paths)
+    on_disk = json.loads(paths.config.read_text()) if paths.config.is_file() else None
     if state is not None:
         saved = dict(state["config"])
-    elif paths.config.is_file():
-        saved = json.loads(paths.config.read_text())
+        if isinstance(on_disk, dict) and on_disk.get("data_root"):
+            # config.json follows the data when a resume moved it, before the next commit does.
+            saved["data_root"] = on_disk["data_root"]
+    elif isinstance(on_disk, dict):
+        saved = on_disk
     else:
         raise FileNotFoundError(f"--resume: {paths.last} not found; nothing to resume in {paths.root}")
     saved["data_root"] = _absolute(saved["data_root"])
@@ -463,6 +467,7 @@ def _train_locked(cfg: Config, paths: RunPaths, resume: bool, progress: bool, de
     if ranks.is_main:
         atomic_write_text(paths.done, json.dumps({"epochs": cfg.num_epoch, "best_val_psnr": best_psnr,
                                                   "best_epoch": best_epoch,
+                                                  "data_style": lab4_data.dataset_style(root),
                                                   "ranks": ranks.world, "ranks_in_sync": in_sync,
                                                   "final": history["epochs"][-1]}, indent=2) + "\n")
     if not in_sync:
