@@ -504,3 +504,11 @@ def test_draw_gives_exactly_the_clips_asked_for(mode: str) -> None:
     np.testing.assert_array_equal(drawn[:8], first_pass)  # the first pass is the epoch's own draw
     np.testing.assert_array_equal(drawn, sampler.draw(epoch=3, seed=1, count=19))
     assert not np.array_equal(drawn[8:16], first_pass)  # later passes are drawn anew
+
+
+def test_dataset_style_reads_the_manifest(tmp_path) -> None:
+    assert data.dataset_style(tmp_path) == "not synthetic"  # the real data has no manifest
+    (tmp_path / "lab4_synth.json").write_text(json.dumps({"size": "tiny"}))
+    assert data.dataset_style(tmp_path) == "variety"  # written before there were styles
+    (tmp_path / "lab4_synth.json").write_text(json.dumps({"style": "studio"}))
+    assert data.dataset_style(tmp_path) == "studio"

@@ -52,6 +52,7 @@ def test_smoke_run_writes_a_complete_run_folder(data_root, tmp_path):
     for f in (paths.config, paths.epoch_log, paths.iter_log, paths.val_log, paths.val_rollout, paths.last,
               paths.best, paths.periodic(1), paths.periodic(2), paths.done):
         assert f.is_file(), f
+    assert json.loads(paths.done.read_text())["data_style"] == "not synthetic"
     rows = read_rows(paths.epoch_log)
     assert [r["epoch"] for r in rows] == ["1", "2"]
     assert all(math.isfinite(float(r["val_psnr"])) for r in rows)
