@@ -282,6 +282,41 @@ def fig_val_psnr_epochs(epochs: pd.DataFrame, labels: Mapping[str, str] | None =
     return fig
 
 
+def time_to_quality(epochs: pd.DataFrame) -> pd.DataFrame:
+    """Each validation of each run against the wall-clock minutes the run had spent by then
+    (its epochs' `seconds`, validations included): columns run, minutes, val_psnr, baseline_psnr."""
+    if epochs.empty or "seconds" not in epochs or "val_psnr" not in epochs:
+        return pd.DataFrame(columns=["run", "minutes", "val_psnr", "baseline_psnr"])
+    ordered = epochs.sort_values(["run", "epoch"]).copy()
+    ordered["minutes"] = ordered.groupby("run")["seconds"].cumsum() / 60.0
+    validated = ordered.dropna(subset=["val_psnr"])
+    return validated[["run", "minutes", "val_psnr", "baseline_psnr"]].reset_index(drop=True)
+
+
+def fig_time_to_quality(epochs: pd.DataFrame, labels: Mapping[str, str] | None = None,
+                        title: str | None = None) -> Figure:
+    """Val PSNR at each validation against the minutes the run had spent by then, one line per
+    run (every seed its own line), the repeat-first-frame baseline beside."""
+    title = title or "Validation PSNR against training time"
+    points = time_to_quality(epochs)
+    if points.empty:
+        return _empty(title, "no validation has run")
+    names = list(dict.fromkeys(points["run"]))
+    colors = _colors(names)
+    fig = Figure(figsize=(9, 4.4), layout="constrained")
+    ax = fig.subplots()
+    for name in names:
+        run = points[points["run"] == name]
+        ax.plot(run["minutes"], run["val_psnr"], "o-", ms=4, color=colors[name], label=_label(name, labels))
+    ax.axhline(float(points["baseline_psnr"].mean()), label=BASELINE_LABEL, **BASELINE_STYLE)
+    ax.set_xlabel("wall-clock minutes of the run, validations included")
+    ax.set_ylabel("mean PSNR over the rollout (dB)")
+    ax.set_xlim(left=0)
+    _run_legend(fig, ax, len(names), ncol=1 if len(names) <= LEGEND_INSIDE_MAX else 2)
+    fig.suptitle(title)
+    return fig
+
+
 def fig_psnr_heatmap(frames: pd.DataFrame, run: str | None = None, title: str | None = None) -> Figure:
     """PSNR of every frame (x) at every validation (y) of one run."""
     df = frames[frames["run"] == run] if run is not None and "run" in frames else frames

@@ -33,6 +33,7 @@ FIGURE_NAMES = (
     "fig3_psnr_per_frame",
     "fig4a_val_psnr_per_epoch",
     "fig4b_psnr_heatmap",
+    "fig4c_time_to_quality",
     "fig5_frame_strip",
     "fig6_results_table",
     "fig7_training_strategies",
@@ -209,6 +210,16 @@ class ReportBook:
                    "run, with the repeat-first-frame baseline. " + self.seeds_text() + " "
                    + self.val_measure().replace(", after the run's last epoch", "") + " " + self.what_ran())
         return self.add("fig4a_val_psnr_per_epoch", fig, caption)
+
+    def time_to_quality(self) -> Figure:
+        fig = figures.fig_time_to_quality(self.sweep.epochs(), self.labels,
+                                          title="4c. Validation PSNR against training time")
+        caption = ("Mean PSNR over the predicted frames of the validation rollout at each validation, against the "
+                   "wall-clock minutes the run had spent by then (its training and validations; runs that shared "
+                   "the machine with others ran slower), every seed its own line, with the repeat-first-frame "
+                   "baseline. " + self.val_measure().replace(", after the run's last epoch", "") + " "
+                   + self.what_ran())
+        return self.add("fig4c_time_to_quality", fig, caption)
 
     def best_run(self) -> str:
         df = self.sweep.finished

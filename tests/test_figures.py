@@ -297,3 +297,16 @@ def test_the_scrubber_text_stays_readable_when_the_panel_is_shrunk_to_a_page():
         shrink = min(1.0, 900 / panel.shape[1])
         assert glyph_height * shrink >= 9, (scale, glyph_height, panel.shape)
         assert font_size(scale) >= 12
+
+
+def test_time_to_quality_puts_each_validation_at_the_minutes_spent_by_then():
+    from lab4.figures import fig_time_to_quality, time_to_quality
+
+    epochs = pd.DataFrame({"run": ["a"] * 4 + ["b"] * 2, "epoch": [1, 2, 3, 4, 1, 2],
+                           "seconds": [60, 90, 60, 30, 120, 120],
+                           "val_psnr": [None, 25.0, None, 27.0, 24.0, 26.0], "baseline_psnr": [22.0] * 6})
+    points = time_to_quality(epochs)
+    assert points["run"].tolist() == ["a", "a", "b", "b"]
+    assert points["minutes"].tolist() == [2.5, 4.0, 2.0, 4.0]
+    assert points["val_psnr"].tolist() == [25.0, 27.0, 24.0, 26.0]
+    assert fig_time_to_quality(epochs).axes[0].get_xlabel().startswith("wall-clock minutes")
