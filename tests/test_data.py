@@ -118,8 +118,8 @@ def test_other_image_modes_become_rgb(tmp_path, mode):
 
 def test_many_files_decode_in_a_worker_pool_with_the_same_result(make_dataset, monkeypatch):
     ds = make_dataset(n_train=20)
-    monkeypatch.setattr(data, "_POOL_MIN_FILES", 1)
-    monkeypatch.setattr(data, "_POOL_CHUNKSIZE", 3)
+    monkeypatch.setattr(data.load, "_POOL_MIN_FILES", 1)
+    monkeypatch.setattr(data.load, "_POOL_CHUNKSIZE", 3)
     train = load_split(ds.root, "train", cache=False)
     np.testing.assert_array_equal(train.frames, ds.train_frames)
     np.testing.assert_array_equal(train.labels, ds.train_labels)
@@ -194,7 +194,7 @@ def test_empty_png_file_is_reported_before_decoding(make_dataset, monkeypatch):
     ds = make_dataset()
     empty = ds.root / "train" / "train_img" / "frame4.png"
     empty.write_bytes(b"")
-    monkeypatch.setattr(data, "decode_pngs", _refuse_decoding)
+    monkeypatch.setattr(data.load, "decode_pngs", _refuse_decoding)
     with pytest.raises(DataLayoutError) as error:
         load_split(ds.root, "train")
     assert str(empty) in str(error.value) and "0 bytes" in str(error.value)
@@ -309,7 +309,7 @@ def test_cache_is_written_and_reused(make_dataset, monkeypatch):
 
     # A new process (simulated): read from disk, nothing decoded.
     data.clear_memory_cache()
-    monkeypatch.setattr(data, "decode_pngs", _refuse_decoding)
+    monkeypatch.setattr(data.load, "decode_pngs", _refuse_decoding)
     again = load_split(ds.root, "val")
     np.testing.assert_array_equal(again.frames, ds.val_frames)
     np.testing.assert_array_equal(again.labels, ds.val_labels)
@@ -320,7 +320,7 @@ def test_test_split_cache_is_reused(make_dataset, monkeypatch):
     ds = make_dataset(with_gt=True)
     load_test(ds.root)
     data.clear_memory_cache()
-    monkeypatch.setattr(data, "decode_pngs", _refuse_decoding)
+    monkeypatch.setattr(data.load, "decode_pngs", _refuse_decoding)
     test = load_test(ds.root)
     np.testing.assert_array_equal(test.labels, ds.test_labels)
     np.testing.assert_array_equal(test.truth, ds.test_truth)
