@@ -180,7 +180,11 @@ class FolderLock:
         handle = open(os.open(path, os.O_RDWR | os.O_CREAT, 0o666), "r+")  # the umask applies
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):
+                # A file system without locks (some network mounts): go on, and say so.
+                return cls(path, handle, f"note: {path.parent}: this file system cannot lock files ({exc.strerror}); "
+                                         "make sure no other process writes this folder")
             other = _read_holder(handle)
             handle.close()
             pid = other.get("pid")

@@ -591,7 +591,7 @@ def run_sweep(plan: Plan, sweep_dir: Path | None = None, jobs: int = 1, force: b
                              f"    executed notebook: {display_path(sweep_dir / run.name / RUN_NOTEBOOK)}\n"
                              f"    log: {display_path(sweep_dir / run.name / LOG_FILE)}")
             printer.finished()
-    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (see _sigterm_interrupts)
+    except BaseException:  # Ctrl-C, SIGTERM (see _sigterm_interrupts), or a bug: no worker outlives the sweep
         pool.shutdown(wait=False, cancel_futures=True)
         stop_workers(list(processes.values()))
         printer.close()
