@@ -12,6 +12,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from lab4.config import CHOICES
+
 # The template's activations: LeakyReLU(0.01) in residual and depthwise blocks, 0.1 as the
 # gate of the ConvFFN.
 SLOPE = 0.01
@@ -26,8 +28,8 @@ MASK_BIAS = -3.0
 # but makes a shut mask final: early on, when the painted frame is still grey, every pixel asks
 # for "keep", the logits cross the clamp and no gradient passes back. Near the soft bound the
 # tanh's gradient fades, so the push for more certainty fades too, but it never reaches zero.
-# (At the quick budget the bare composite still shuts and stays near-shut; `paint_weight`
-# keeps the painter learning: README, "Other training strategies".) sigmoid(-8) = 3e-4.
+# A mask can still end up nearly shut; `paint_weight` keeps the painter learning then.
+# sigmoid(-8) = 3e-4.
 MASK_LOGIT_MAX = 8.0
 # Clamp on logvar before exp(): a stray large logvar would overflow exp() in fp16 and
 # blow up the KL; [-30, 20] leaves every reasonable variance untouched.
@@ -36,14 +38,14 @@ LOGVAR_MIN, LOGVAR_MAX = -30.0, 20.0
 
 # How the generator's output becomes a frame: "clamp" (the template), "sigmoid", or
 # "composite" (a painted frame blended into the previous one by a predicted mask).
-OUTPUTS = ("clamp", "sigmoid", "composite")
+OUTPUTS = CHOICES["output"]
 
 
 # The frame each step is conditioned on: "previous", the template's autoregressive chain (the
 # prediction of step t-1, fed back), or "first", the sequence's first frame at every step. With
 # "first" no prediction is fed back, so an error at one step cannot carry on into the next, and
 # every step of a clip or rollout can run in one batched call; the modules are the template's.
-REFERENCES = ("previous", "first")
+REFERENCES = CHOICES["reference"]
 
 
 def _channels_innermost(x: torch.Tensor) -> bool:
@@ -307,10 +309,10 @@ class VideoCVAE(nn.Module):
         self.reference = reference
         if output not in OUTPUTS:
             raise ValueError(f"output must be one of {', '.join(map(repr, OUTPUTS))}, got {output!r}")
-        if init not in ("template", "identity"):
-            raise ValueError(f"init must be 'template' or 'identity', got {init!r}")
-        if prior not in ("fixed", "learned"):
-            raise ValueError(f"prior must be 'fixed' or 'learned', got {prior!r}")
+        if init not in CHOICES["init"]:
+            raise ValueError(f"init must be one of {', '.join(map(repr, CHOICES['init']))}, got {init!r}")
+        if prior not in CHOICES["prior"]:
+            raise ValueError(f"prior must be one of {', '.join(map(repr, CHOICES['prior']))}, got {prior!r}")
         if init == "identity" and min(F_dim, D_out_dim) < 24:
             raise ValueError(f"init='identity' needs F_dim and D_out_dim of at least 24 (got {F_dim}, {D_out_dim}): "
                              "the narrowest layers, width/8, must carry the frame's 3 colour channels")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import torch
 
+from lab4.config import CHOICES
 from lab4.device import autocast
 from lab4.model import VideoCVAE, flatten_steps, reparameterize
 
@@ -30,9 +31,9 @@ from lab4.model import VideoCVAE, flatten_steps, reparameterize
 LABEL_CHUNK = 128
 # reference="first": frames decoded per call (steps x sequences x draws).
 DECODE_ROWS = 64
-Z_MODES = ("prior", "zero", "mean", "best_of")
+ORACLE_Z_MODES = ("best_of",)  # need the ground truth, so no config's val_z or test_z may name them
+Z_MODES = CHOICES["test_z"] + ORACLE_Z_MODES
 MULTI_SAMPLE_Z_MODES = ("mean", "best_of")  # decode `samples` z per step
-ORACLE_Z_MODES = ("best_of",)  # need the ground truth
 
 
 def draw_z(model: VideoCVAE, prev_feat: torch.Tensor, label_feat: torch.Tensor, z_mode: str, draws: int,
