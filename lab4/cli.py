@@ -119,7 +119,7 @@ def cmd_table(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    from lab4.config import PROFILES
+    from lab4.config import CHOICES, PROFILES
 
     top = argparse.ArgumentParser(prog="python -m lab4", description=__doc__)
     sub = top.add_subparsers(dest="command", required=True)
@@ -163,7 +163,7 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="roll out the test sequences and write submission.csv")
     p.add_argument("run_dir", help="a run folder made by `lab4 train`")
     p.add_argument("--checkpoint", default="best", help="best (default), last, an epoch number, or a path")
-    p.add_argument("--z", choices=["prior", "zero", "mean"], help="z strategy (default: the run's test_z)")
+    p.add_argument("--z", choices=CHOICES["test_z"], help="z strategy (default: the run's test_z)")
     p.add_argument("--samples", type=int, help="samples averaged per step with --z mean")
     p.add_argument("--data", help="dataset root (default: the run's data_root)")
     p.add_argument("--out", help="output folder (default <run_dir>/test)")
@@ -193,8 +193,8 @@ def parser() -> argparse.ArgumentParser:
 TORCH_COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("lab4.bench", "time the project's training step and rollouts against the naive loop"),
     "gpucheck": ("lab4.gpucheck", "measure the project on a GPU in one command (about 8 minutes), results to --out"),
-    "strategies": ("lab4.strategies", "compare the z strategies (prior, zero, mean, best_of oracle) of a trained "
-                                      "run on the val video or the test ground truth"),
+    "strategies": ("lab4.zsampling", "compare the z-sampling strategies (prior, zero, mean, best_of oracle) of a "
+                                     "trained run on the val video or the test ground truth"),
 }
 
 

@@ -609,7 +609,7 @@ def fig_training_strategies(per_seed: pd.DataFrame, reference: str, labels: Mapp
 def fig_z_strategies(per_frame: pd.DataFrame, title: str | None = None) -> Figure:
     """z strategies of one model: mean PSNR (and SSIM) per strategy beside the baseline's,
     the ORACLE hatched and labelled, and PSNR per frame of each. per_frame: the rows of
-    `lab4.strategies.compare_z_strategies` (strategy, sequence, frame, psnr, baseline_psnr,
+    `lab4.zsampling.compare_z_strategies` (strategy, sequence, frame, psnr, baseline_psnr,
     ssim, baseline_ssim)."""
     title = title or "z at generation: strategies compared on one model"
     if per_frame.empty:

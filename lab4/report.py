@@ -315,10 +315,10 @@ class ReportBook:
     def z_strategies(self, run: str | None = None, samples: int = 8) -> Figure:
         """The z strategies of one run (the best unless named) on the val video: read from
         RUN/strategies/z_strategies.csv (`lab4 strategies RUN`), computed and written there when missing."""
-        from lab4 import strategies
+        from lab4 import zsampling
 
         run = run or self.best_run()
-        per_frame = strategies.val_strategies(self.sweep.root / run, samples=samples)
+        per_frame = zsampling.val_strategies(self.sweep.root / run, samples=samples)
         fig = figures.fig_z_strategies(per_frame, title=f"8. z at generation: {self.labels.get(run, run)}")
         caption = (f"Run {run}'s best checkpoint (by val PSNR) rolled out with each way of choosing z: one prior "
                    "sample per step (prior), the prior mean (zero), the average of "
@@ -441,16 +441,6 @@ def _captioned(fig: Figure, caption: str) -> Iterator[None]:
             engine.set(rect=(0, 0, 1, 1))
         for item, old in moved:
             item.set_position(old)
-
-
-def write_report(sweep_dir: str | Path, figures_dir: str | Path = "figures", heatmap_run: str | None = None,
-                 strip_run: str | None = None, strip_steps: Sequence[int] | None = None,
-                 z_run: str | None = None) -> Path:
-    """Everything `make report` produces, without the notebook (used by tests and scripts)."""
-    book = ReportBook(load_sweep(resolve(sweep_dir)))
-    book.make_all(heatmap_run, strip_run, strip_steps, z_run)
-    book.save(figures_dir)
-    return book.build_pdf(resolve(figures_dir) / REPORT_FILE)
 
 
 # ---------------------------------------------------------------------------------------

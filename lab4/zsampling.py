@@ -1,4 +1,4 @@
-"""z strategies side by side: one trained model, one set of videos, every way of choosing z.
+"""z-sampling strategies side by side: one trained model, one set of videos, every way of choosing z.
 
 `compare_z_strategies` rolls out the same videos with each strategy of `lab4.rollout`
 ("prior", "zero", "mean" and the ORACLE "best_of") and scores every predicted frame (PSNR
