@@ -4,11 +4,9 @@ import os
 
 __version__ = "0.1.0"
 
-# oneDNN, which runs PyTorch's CPU convolutions, keeps its 1024 most recent compiled kernels. A
-# process that trains, rolls out and benchmarks at two precisions uses more, so kernels are pushed
-# out and compiled again on their next use: with room for 4096, `bench --sizes lab --precision
-# fp32,bf16 --clip 4 --skip-rollouts` compiled 1,444 kernels instead of 5,473, and the lab-size
-# bf16 training step ran 8 % faster (two paired bench runs each). oneDNN reads this when it makes
-# its first kernel, so it takes effect when lab4 is imported before any convolution ran; a value
-# already set wins.
+# oneDNN, which runs PyTorch's CPU convolutions, keeps only its 1024 most recent compiled kernels
+# unless told otherwise. A process that trains, rolls out and benchmarks at two precisions uses
+# more, and a kernel pushed out is compiled again on its next use; room for 4096 keeps them all.
+# oneDNN reads this when it makes its first kernel, so it takes effect when lab4 is imported
+# before any convolution ran; a value the user already set wins.
 os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "4096")

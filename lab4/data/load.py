@@ -87,8 +87,8 @@ def decode_pngs(paths: Sequence[Path], progress: bool = False, desc: str = "deco
         _fill(out, results, progress, desc)
     else:
         # Threads, not processes: Pillow releases the GIL while decoding and resizing, so
-        # threads were as fast as a process pool in our measurements, without pickling and
-        # without the fork/spawn pitfalls of process pools in notebooks and unguarded scripts.
+        # threads keep up with a process pool, without pickling and without the fork/spawn
+        # pitfalls of process pools in notebooks and unguarded scripts.
         with ThreadPool(workers) as pool:
             results = pool.imap(decode_png, paths, chunksize=_POOL_CHUNKSIZE)
             _fill(out, results, progress, desc)
