@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from lab4.io import atomic_write_text
+
 CHOICES: dict[str, tuple[str, ...]] = {
     "output": ("clamp", "sigmoid", "composite"),
     "init": ("template", "identity"),
@@ -164,8 +166,6 @@ class Config:
         return dataclasses.asdict(self)
 
     def save(self, path: Path) -> None:
-        from lab4.io import atomic_write_text
-
         atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
@@ -211,12 +211,6 @@ PROFILES: dict[str, dict[str, Any]] = {
         "tfr_sde": 1, "tfr_d_step": 0.5, "kl_anneal_cycle": 1,
     },
 }
-
-# The strategies plan's winner on the `variety` data (first-frame conditioning with the composite
-# output): quick until the default data became the studio; kept for its plan (strategies.yaml).
-FIRST_FRAME_COMPOSITE: dict[str, Any] = {"reference": "first", "output": "composite", "paint_weight": 2.0,
-                                         "mask_weight": 1.0, "mask_target": "helps", "train_vi_len": 16,
-                                         "clip_mode": "spread", "kl_anneal_type": "None", "reference_label": True}
 
 
 def config_changes(saved: Config, now: Config) -> str:
