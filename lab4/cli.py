@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
+import os
 import sys
 from pathlib import Path
 
-from lab4.io import describe_os_error
+from lab4.commands import LAZY_COMMANDS
+from lab4.config import CHOICES, PROFILES, make_config, parse_overrides
+from lab4.io import DISK_ERRNOS, describe_os_error
 
+# `python -m lab4 --help` and the light commands load no torch (a few seconds each time): each
+# cmd_* below imports its command's module when it runs, the one place in lab4 where imports sit
+# inside functions for that reason, and the commands of heavy modules (LAZY_COMMANDS) are parsed by
+# their module's own parser, loaded only when that command runs.
 DEFAULT_DATA_ROOTS = {"small": "data/synthetic", "tiny": "data/tiny", "lab": "data/synthetic_lab"}
 DEFAULT_PROFILE = "quick"
 
 
 def shown(path: str) -> str:
     """A path as the user would type it here: relative to the current folder when inside it."""
-    import os
-
     relative = os.path.relpath(os.path.abspath(path))
     return path if relative.startswith("..") else relative
 
@@ -50,7 +56,6 @@ def cmd_data_stats(args: argparse.Namespace) -> int:
 
 
 def build_config(args: argparse.Namespace):
-    from lab4.config import make_config, parse_overrides
 
     overrides = parse_overrides(args.set or [])
     if args.data:
@@ -64,8 +69,8 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from lab4.config import parse_overrides
-    from lab4.train import resume_config, train
+    from lab4.rundir import resume_config
+    from lab4.train import train
 
     run_dir = Path(args.run_dir or f"runs/{args.profile or DEFAULT_PROFILE}")
     if args.resume:
@@ -118,9 +123,13 @@ def cmd_table(args: argparse.Namespace) -> int:
     return table(args)
 
 
-def parser() -> argparse.ArgumentParser:
-    from lab4.config import CHOICES, PROFILES
+def cmd_report(args: argparse.Namespace) -> int:
+    from lab4.report import cmd_report as report
 
+    return report(args)
+
+
+def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="python -m lab4", description=__doc__)
     sub = top.add_subparsers(dest="command", required=True)
 
@@ -180,36 +189,31 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("sweep", nargs="?", help="a sweep folder (default: the latest under runs/)")
     p.set_defaults(func=cmd_table)
 
-    # --- more commands: each module registers its own subcommands here ---
-    from lab4.sweep import add_commands as add_sweep_commands  # sweep, report
-    add_sweep_commands(sub)
-    for name, (_, text) in TORCH_COMMANDS.items():
+    for name, (_, text) in LAZY_COMMANDS.items():
         sub.add_parser(name, help=text)  # a placeholder: main() hands these to their module's parser
+        if name == "sweep":
+            p = sub.add_parser("report", help="figures and figures/report.pdf of a sweep (runs the analysis notebook)")
+            p.add_argument("sweep", nargs="?", help="the sweep folder (default: the latest under runs/)")
+            p.add_argument("--figures", default="figures",
+                           help="where the figures and report.pdf go (default figures/)")
+            p.add_argument("--no-readme", dest="readme", action="store_false",
+                           help="do not copy fig3_psnr_per_frame.png to readme_psnr_per_frame.png for the README")
+            p.add_argument("--quiet", action="store_true", help="no progress bar over the notebook's cells")
+            p.set_defaults(func=cmd_report)
     return top
 
 
-# Commands whose modules import torch when loaded: listed by `--help` without loading them,
-# parsed by the parser their module builds once one of them is run.
-TORCH_COMMANDS: dict[str, tuple[str, str]] = {
-    "bench": ("lab4.bench", "time the project's training step and rollouts against the naive loop"),
-    "gpucheck": ("lab4.gpucheck", "measure the project on a GPU in one command (about 8 minutes), results to --out"),
-    "strategies": ("lab4.zsampling", "compare the z-sampling strategies (prior, zero, mean, best_of oracle) of a "
-                                     "trained run on the val video or the test ground truth"),
-}
-
-
-def torch_command_parser(name: str) -> argparse.ArgumentParser:
-    import importlib
-
+def lazy_command_parser(name: str) -> argparse.ArgumentParser:
+    """The parser of a command of LAZY_COMMANDS, built by its module (loaded here, and only here)."""
     top = argparse.ArgumentParser(prog="python -m lab4", description=__doc__)
-    importlib.import_module(TORCH_COMMANDS[name][0]).add_commands(top.add_subparsers(dest="command", required=True))
+    importlib.import_module(LAZY_COMMANDS[name][0]).add_commands(top.add_subparsers(dest="command", required=True))
     return top
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     # `python -m lab4 --help` and the light commands never load torch (a few seconds each time).
-    top = torch_command_parser(argv[0]) if argv and argv[0] in TORCH_COMMANDS else parser()
+    top = lazy_command_parser(argv[0]) if argv and argv[0] in LAZY_COMMANDS else parser()
     args = top.parse_args(argv)
     try:
         return args.func(args)
@@ -222,8 +226,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def disk_error(exc: Exception) -> bool:
-    from lab4.io import DISK_ERRNOS
-
     return isinstance(exc, OSError) and exc.errno in DISK_ERRNOS
 
 

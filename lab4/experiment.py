@@ -13,93 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from typing import TYPE_CHECKING
-
-from lab4.config import Config, make_config
-
-if TYPE_CHECKING:
-    from lab4.results import RunData
-
-# The knobs the training notebook's parameters cell names one by one (None there means
-# "the profile's value"). Any other config field goes through its `overrides` dict.
-NOTEBOOK_KNOBS = (
-    "num_epoch", "seed",
-    "kl_anneal_type", "kl_anneal_cycle", "kl_anneal_ratio", "kl_anneal_step",
-    "tfr", "tfr_sde", "tfr_d_step", "tf_granularity",
-)
+import lab4.train
+from lab4.config import Config
+# The notebook calls these through this module; they live where the sweep and report share them.
+from lab4.knobs import NOTEBOOK_KNOBS, build_config, describe_ablation, describe_config  # noqa: F401
+from lab4.predict import predict_test
+from lab4.results import RunData
+from lab4.rundir import folder_state
+from lab4.workspace import display_path, resolve, workspace_root  # noqa: F401
 
 EXISTING_MODES = ("resume", "restart", "error")
-
-
-def workspace_root(start: Path | None = None) -> Path:
-    """The project folder (holding pyproject.toml and lab4/): the one this package was
-    loaded from (a checkout, or an editable install), else the first found from `start`
-    (default: the current folder) upwards, else the current folder."""
-    package_parent = Path(__file__).resolve().parent.parent
-    candidates = [] if start else [package_parent]
-    here = Path(start or Path.cwd()).resolve()
-    candidates += [here, *here.parents]
-    for folder in candidates:
-        if (folder / "pyproject.toml").is_file() and (folder / "lab4").is_dir():
-            return folder
-    return here
-
-
-def resolve(path: str | os.PathLike) -> Path:
-    """A path as given when absolute, else relative to the project folder, so a notebook
-    opened from notebooks/ and one run by the sweep find the same data and runs."""
-    path = Path(path).expanduser()
-    return path if path.is_absolute() else workspace_root() / path
-
-
-def display_path(path: str | os.PathLike) -> str:
-    """A path relative to the project folder when inside it (for captions and messages)."""
-    path = Path(path)
-    try:
-        return str(path.resolve().relative_to(workspace_root()))
-    except ValueError:
-        return str(path)
-
-
-def build_config(profile: str = "quick", data_root: str | None = None, overrides: dict[str, Any] | None = None,
-                 **knobs: Any) -> Config:
-    """The run's config: the profile, then `overrides`, then every knob that is not None.
-
-    data_root (when given, or the profile's) is made absolute against the project folder.
-    """
-    values = dict(overrides or {})
-    unknown = sorted(set(knobs) - set(NOTEBOOK_KNOBS))
-    if unknown:
-        raise ValueError(f"unknown knob(s) {', '.join(unknown)}; put other config fields in `overrides`")
-    values.update({k: v for k, v in knobs.items() if v is not None})
-    if data_root:
-        values["data_root"] = data_root
-    cfg = make_config(profile, values)
-    cfg.data_root = str(resolve(cfg.data_root))
-    return cfg
-
-
-def describe_ablation(cfg: Config) -> str:
-    """The settings the report's ablations vary (KL annealing, teacher forcing), in one line."""
-    tf = f"tfr {cfg.tfr:g}"
-    if cfg.tfr > 0 and cfg.tfr_d_step > 0:
-        tf += f" decaying by {cfg.tfr_d_step:g}/epoch from epoch {cfg.tfr_sde}"
-    tf += f" (per {cfg.tf_granularity})"
-    kl = f"KL {cfg.kl_anneal_type}"
-    if cfg.kl_anneal_type in ("Cyclical", "Sigmoid"):
-        cycles = f"{cfg.kl_anneal_cycle} cycle{'s' if cfg.kl_anneal_cycle != 1 else ''}"
-        kl += f" ({cycles}, ratio {cfg.kl_anneal_ratio:g}, per {cfg.kl_anneal_step})"
-    elif cfg.kl_anneal_type == "Monotonic":
-        kl += f" (per {cfg.kl_anneal_step})"
-    return f"{kl}; {tf}"
-
-
-def describe_config(cfg: Config, profile: str | None = None) -> str:
-    """What a run is, in one line: profile, data, epochs, seed, the ablation settings, the model."""
-    head = f"profile {profile}, " if profile else ""
-    return (f"{head}data {display_path(cfg.data_root)}, {cfg.num_epoch} epochs, seed {cfg.seed}; "
-            f"{describe_ablation(cfg)}; model F{cfg.F_dim}/L{cfg.L_dim}/N{cfg.N_dim}/D{cfg.D_out_dim}, "
-            f"batch {cfg.batch_size}, lr {cfg.lr:g}")
 
 
 def run_training(cfg: Config, run_dir: str | os.PathLike, existing: str = "resume", progress: bool = True) -> RunData:
@@ -112,10 +35,6 @@ def run_training(cfg: Config, run_dir: str | os.PathLike, existing: str = "resum
       "restart" start over;
       "error"   refuse.
     """
-    from lab4.checkpoint import committed, finished
-    from lab4.results import RunData
-    from lab4.train import config_differences, train
-
     if existing not in EXISTING_MODES:
         raise ValueError(f"existing={existing!r}: expected one of {', '.join(EXISTING_MODES)}")
     run = RunData(Path(run_dir))
@@ -123,27 +42,22 @@ def run_training(cfg: Config, run_dir: str | os.PathLike, existing: str = "resum
     resume = force = False
     if existing == "restart":
         force = True
-    elif existing == "resume" and paths.config.is_file():
-        # The run's own commit is the reference; config.json where no epoch has finished yet.
-        state = committed(paths)
-        saved = state["config"] if state is not None else Config.load(paths.config).to_dict()
-        detail = config_differences(saved, cfg)
-        if detail:
-            raise ValueError(f"{paths.root} holds a run with other settings ({detail}); choose another run "
+    elif existing == "resume":
+        state = folder_state(paths.root, cfg)
+        if state.kind == "changed":
+            raise ValueError(f"{paths.root} holds a run with other settings ({state.detail}); choose another run "
                              "name, or set existing='restart' to start it over")
-        if finished(paths):
+        if state.kind == "finished":
             if progress:
                 print(f"{display_path(paths.root)}: training already finished; using it as it is "
                       "(existing='restart' trains again)")
             return RunData(paths.root)
-        resume = paths.last.is_file()
-        force = not resume
-    elif existing == "resume":
-        force = True  # a folder with no config.json holds no run (e.g. only this notebook)
+        resume = state.kind == "resume"
+        force = not resume  # "new": whatever the folder holds is no run (e.g. only this notebook)
     if progress:
         print(("resuming" if resume else "training") + f" {display_path(paths.root)}: {describe_config(cfg)}",
               flush=True)
-    train(cfg, paths.root, resume=resume, force=force, progress=progress)
+    lab4.train.train(cfg, paths.root, resume=resume, force=force, progress=progress)
     return RunData(paths.root)
 
 
@@ -159,9 +73,6 @@ class TestResult:
 def run_test(run_dir: str | os.PathLike, checkpoint: str = "best", gifs: bool = True) -> TestResult:
     """Roll out the test sequences with the run's model: submission.csv, predictions.npy,
     GIFs in <run>/test/, and the score against test ground truth when the data has it."""
-    from lab4.predict import predict_test
-    from lab4.results import RunData
-
     pred = predict_test(Path(run_dir), which=checkpoint, gifs=gifs)
     run = RunData(Path(run_dir))
     score = None

@@ -18,7 +18,8 @@ from lab4.io import atomic_path, atomic_write_text, strict_json
 from lab4.model import VideoCVAE
 from lab4.rollout import rollout
 from lab4.run import RunPaths
-from lab4.train import build_model, config_differences
+from lab4.rundir import config_differences
+from lab4.train import build_model
 
 
 @dataclass

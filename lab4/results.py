@@ -17,9 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lab4.run import RunPaths
-
-from lab4.sweep import RUN_MARKER, RUN_NOTEBOOK, SUMMARY_FILE, SWEEP_FILE  # the files a sweep writes
+from lab4.run import RUN_MARKER, RUN_NOTEBOOK, SUMMARY_FILE, SWEEP_FILE, RunPaths
 
 # Frames 1..600 are the ones Kaggle scores; the validation tables report the same window.
 SCORED_LAST_FRAME = 600

@@ -45,6 +45,15 @@ EPOCH_COLUMNS = ["epoch", "lr", "tfr", "teacher_forced", "beta", "train_loss", "
 ITER_COLUMNS = ["epoch", "iteration", "loss", "mse", "kl", "beta", "teacher_forced"]
 VAL_COLUMNS = ["epoch", "frame", "psnr", "baseline_psnr", "ssim", "baseline_ssim"]
 
+# A sweep's folder (lab4.sweep writes it, lab4.results reads it): runs/<sweep>/ holds one run
+# folder per run of its plan, and these files.
+SWEEP_FILE = "sweep.json"          # runs/<sweep>/: the plan and how it was run, written when the sweep starts
+SUMMARY_FILE = "summary.csv"       # runs/<sweep>/: one row per run, written when the sweep ends
+RUN_MARKER = "sweep_done.json"     # runs/<sweep>/<run>/: the run's notebook finished; written last, atomically
+RUN_NOTEBOOK = "train.ipynb"       # runs/<sweep>/<run>/: the executed training notebook
+LOG_FILE = "notebook.log"          # runs/<sweep>/<run>/: the notebook's output, as it came
+ERROR_FILE = "sweep_error.json"    # runs/<sweep>/<run>/: why the run's notebook failed
+
 
 @dataclass(frozen=True)
 class RunPaths:

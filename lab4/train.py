@@ -11,8 +11,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,24 +21,20 @@ import torch
 from tqdm import tqdm
 
 from lab4 import data as lab4_data
-from lab4.checkpoint import (best_epoch_of, committed, finished, load_checkpoint, publish, restore, rng_state,
-                             save_checkpoint, set_rng_state)
-from lab4.config import Config, config_changes, from_dict, make_config
+from lab4.checkpoint import best_epoch_of, load_checkpoint, publish, rng_state, save_checkpoint, set_rng_state
+from lab4.config import Config
 from lab4.device import autocast_dtype, resolve_device, to_float_images
 from lab4.distributed import Ranks, init_from_env, parameters_in_sync, shutdown
 from lab4.evaluate import Validation, validate
-from lab4.io import FolderLock, atomic_path, atomic_write_text, remove_stale_temps
+from lab4.io import FolderLock, atomic_path, atomic_write_text
 from lab4.model import VideoCVAE
 from lab4.run import EPOCH_COLUMNS, ITER_COLUMNS, VAL_COLUMNS, CsvAppender, RunPaths, write_csv
+from lab4.rundir import absolute, data_record, lock_run_dir, prepare_run_dir
 from lab4.schedules import kl_beta, teacher_forcing_draw, teacher_forcing_ratio, warmup_factor
 from lab4.step import ClipLossModule, train_step
 
 
 class TrainingDiverged(RuntimeError):
-    pass
-
-
-class RunExists(FileExistsError):
     pass
 
 
@@ -119,138 +113,12 @@ def describe_budget(cfg: Config, sampler: lab4_data.ClipSampler, world: int = 1)
             f"frames from {sampler.num_frames:,} training frames")
 
 
-def prepare_run_dir(run_dir: Path, cfg: Config, resume: bool, force: bool, write: bool = True) -> RunPaths:
-    """Refuse to mix two runs in one folder; nothing a user made is overwritten by accident.
-
-    With --resume the run's own commit (last.pt) is the reference: `cfg` must equal the config
-    inside it, and config.json must too; only data_root may differ, when the new folder holds the
-    same layout and frame counts. With write=True (rank 0, holding the folder's lock) the folder is
-    then made to agree with last.pt (see lab4.run); write=False only checks (the other ranks of a
-    distributed run, and the checks before the lock)."""
-    paths = RunPaths(Path(run_dir))
-    if resume:
-        state = committed(paths)
-        if state is None:
-            raise FileNotFoundError(f"--resume: {paths.last} not found; nothing to resume in {paths.root} "
-                                    "(no epoch finished): start it over with --force")
-        detail = config_differences(state["config"], cfg)
-        if detail:
-            raise ValueError(f"--resume {paths.root}: the config differs from the saved one ({detail}); "
-                             "resume with the same settings, or start a new run folder")
-        if paths.config.is_file():
-            mixed = config_differences(json.loads(paths.config.read_text()), cfg)
-            if mixed:
-                raise ValueError(f"{paths.root}: config.json and checkpoints/last.pt belong to different runs "
-                                 f"({mixed}); the folder mixes two runs: start it over with --force")
-        saved_root = _absolute(state["config"]["data_root"])
-        if saved_root != cfg.data_root:
-            check_same_data(saved_root, cfg.data_root, state.get("data"))
-        if write:
-            for stale in (paths.root, paths.checkpoints, paths.test):
-                remove_stale_temps(stale)
-            for note in restore(paths, state, cfg.per_save):
-                print(note, file=sys.stderr)
-            if not finished(paths):
-                paths.done.unlink(missing_ok=True)
-            if saved_root != cfg.data_root or not paths.config.is_file() or \
-                    json.loads(paths.config.read_text()).get("data_root") != cfg.data_root:
-                cfg.save(paths.config)
-        return paths
-    if paths.root.exists() and any(p.name != paths.lock.name and not p.name.endswith(".tmp")
-                                   for p in paths.root.iterdir()):
-        if not force:
-            raise RunExists(f"run folder {paths.root} already holds a run: pass --resume to continue it, "
-                            "--force to start it over, or choose another --run-dir")
-        if not write:
-            return paths
-        for stale in (paths.last, paths.best, paths.done, paths.config, paths.val_rollout):
-            stale.unlink(missing_ok=True)
-        for old in paths.checkpoints.glob("epoch_*.pt"):
-            old.unlink()
-    if write:
-        paths.root.mkdir(parents=True, exist_ok=True)
-        for stale in (paths.root, paths.checkpoints, paths.test):
-            remove_stale_temps(stale)
-        cfg.save(paths.config)
-    return paths
-
-
-def _absolute(path: str) -> str:
-    # A config saved before data_root was stored absolute holds it relative to the folder the run
-    # was started from; read from here, as the run would have been resumed before.
-    return os.path.abspath(os.path.expanduser(path))
-
-
-def config_differences(saved: dict[str, Any], cfg: Config) -> str:
-    """'field: saved X, now Y' for every field but data_root where `cfg` differs from a saved config
-    (fields added to Config since it was saved take their defaults); empty when they agree."""
-    try:
-        then = from_dict({**saved, "data_root": cfg.data_root})
-    except (ValueError, TypeError) as exc:
-        return f"the saved config cannot be read by this lab4: {exc}"
-    return config_changes(then, cfg)
-
-
-def data_record(root: Path) -> dict[str, Any]:
-    """What a run's checkpoint records of its data, to check a moved copy against on --resume."""
-    train_frames = len(lab4_data.split_files(root, "train")[0])
-    return {"train_frames": train_frames, "val_frames": len(lab4_data.split_files(root, "val")[0]),
-            "train_video_lengths": lab4_data.train_video_lengths(root, train_frames)}
-
-
-def check_same_data(saved_root: str, new_root: str, record: dict[str, Any] | None) -> None:
-    """Accept `new_root` in place of the run's data only when it has the layout and frame counts the
-    run trained on; refuse in one line otherwise."""
-    lab4_data.check_layout(Path(new_root), ("train", "val"))
-    if record is None:  # a checkpoint from before the record: compare with the old folder, if it is there
-        if not Path(saved_root).is_dir():
-            raise ValueError(f"--data {new_root}: cannot check it against the run's data: {saved_root} is gone and "
-                             "the run's last.pt (from an older lab4) does not record its frame counts")
-        record = data_record(Path(saved_root))
-    now = data_record(Path(new_root))
-    if now != record:
-        detail = ", ".join(f"{key} {record.get(key)} vs {now[key]}" for key in now if now[key] != record.get(key))
-        raise ValueError(f"--data {new_root}: not the data this run trained on ({detail}); resume with the run's "
-                         f"data ({saved_root}) or a copy of it")
-    print(f"note: the run's data moves from {saved_root} to {new_root} (same layout and frame counts)", flush=True)
-
-
-def resume_config(run_dir: Path, profile: str | None = None, overrides: dict[str, Any] | None = None,
-                  data_root: str | None = None) -> Config:
-    """The config `train --resume` continues with: the run's own (from its last commit, else its
-    config.json), with `overrides` on top (which the resume then refuses if they change anything)
-    and `data_root` replacing the run's data (checked when the run starts). With a profile, that
-    profile's config must be the run's."""
-    paths = RunPaths(Path(run_dir))
-    state = committed(paths)
-    on_disk = json.loads(paths.config.read_text()) if paths.config.is_file() else None
-    if state is not None:
-        saved = dict(state["config"])
-        if isinstance(on_disk, dict) and on_disk.get("data_root"):
-            # config.json follows the data when a resume moved it, before the next commit does.
-            saved["data_root"] = on_disk["data_root"]
-    elif isinstance(on_disk, dict):
-        saved = on_disk
-    else:
-        raise FileNotFoundError(f"--resume: {paths.last} not found; nothing to resume in {paths.root}")
-    saved["data_root"] = _absolute(saved["data_root"])
-    if profile is not None:
-        detail = config_differences(saved, make_config(profile, {**(overrides or {}), "data_root": saved["data_root"]}))
-        if detail:
-            raise ValueError(f"--resume {paths.root} --profile {profile}: the run was not made with that profile "
-                             f"({detail}); leave --profile out to resume with the run's own config")
-    cfg = from_dict({**saved, **(overrides or {})})
-    if data_root:
-        cfg.data_root = _absolute(data_root)
-    return cfg
-
-
 def train(cfg: Config, run_dir: Path, resume: bool = False, force: bool = False,
           progress: bool = True) -> TrainResult:
     """Train in this process, or as one rank of `torchrun` (see lab4.distributed)."""
     cfg.validate()
     # Stored absolute, so the run resumes (and predicts) from any folder.
-    cfg = dataclasses.replace(cfg, data_root=_absolute(cfg.data_root))
+    cfg = dataclasses.replace(cfg, data_root=absolute(cfg.data_root))
     device = resolve_device(cfg)
     ranks = init_from_env(device.type == "cuda")
     try:
@@ -267,27 +135,20 @@ def _train(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool
         # folder from its first check to its last write; a folder that does not exist yet is
         # created (and locked) only once the checks have passed.
         if ranks.is_main and run_dir.is_dir():
-            lock = _lock(run_dir)
+            lock = lock_run_dir(run_dir)
         paths = prepare_run_dir(run_dir, cfg, resume, force, write=False)
         lab4_data.check_layout(Path(cfg.data_root), ("train", "val"))
         ranks.barrier()  # every rank has checked before rank 0 writes
         if ranks.is_main:
             if lock is None:
                 run_dir.mkdir(parents=True, exist_ok=True)
-                lock = _lock(run_dir)
+                lock = lock_run_dir(run_dir)
             prepare_run_dir(run_dir, cfg, resume, force)
         ranks.barrier()
         return _train_locked(cfg, paths, resume, progress, device, ranks)
     finally:
         if lock is not None:
             lock.release()
-
-
-def _lock(run_dir: Path) -> FolderLock:
-    lock = FolderLock.acquire(RunPaths(run_dir).lock, "lab4 train")
-    if lock.note:
-        print(lock.note, file=sys.stderr, flush=True)
-    return lock
 
 
 def _train_locked(cfg: Config, paths: RunPaths, resume: bool, progress: bool, device: torch.device,

@@ -22,6 +22,7 @@ import pandas as pd
 import torch
 
 from lab4 import data as lab4_data
+from lab4.commands import LAZY_COMMANDS
 from lab4.config import Config
 from lab4.device import autocast_dtype, to_float_images
 from lab4.io import atomic_path
@@ -157,9 +158,7 @@ def cmd_strategies(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    from lab4.cli import TORCH_COMMANDS
-
-    p = sub.add_parser("strategies", help=TORCH_COMMANDS["strategies"][1])
+    p = sub.add_parser("strategies", help=LAZY_COMMANDS["strategies"][1])
     p.add_argument("run_dir", help="a run folder made by `lab4 train`")
     p.add_argument("--checkpoint", default="best", help="best (default), last, an epoch number, or a path")
     p.add_argument("--samples", type=int, default=8, help="z decoded per step by mean and best_of (default 8)")

@@ -376,9 +376,10 @@ time.sleep(120)
 
 SWEEP_DRIVER = """
 import sys
-from lab4 import cli, sweep
-sweep.WORKER_COMMAND = [sys.executable, sys.argv[1]]
-sweep.visible_gpus = lambda: []
+from lab4 import cli
+from lab4.sweep import runner
+runner.WORKER_COMMAND = [sys.executable, sys.argv[1]]
+runner.visible_gpus = lambda: []
 sys.exit(cli.main(["sweep", sys.argv[2], "--out", sys.argv[3], "--quiet"]))
 """
 

@@ -255,8 +255,8 @@ def test_jobs_get_a_gpu_each_and_never_share_one(tmp_path, monkeypatch):
             in_use.remove(gpu)
         return sweep.Outcome(run, "done", 0.05, device=f"GPU {gpu}")
 
-    monkeypatch.setattr(sweep, "visible_gpus", lambda: ["3", "5"])
-    monkeypatch.setattr(sweep, "_execute", fake_execute)
+    monkeypatch.setattr(sweep.runner, "visible_gpus", lambda: ["3", "5"])
+    monkeypatch.setattr(sweep.runner, "_execute", fake_execute)
     outcomes, summary = sweep.run_sweep(plan, tmp_path / "runs", jobs=2, progress=False)
     assert [o.status for o in outcomes] == ["done"] * 6
     assert {gpu for _, gpu in seen} == {"3", "5"} and len(seen) == 6
@@ -302,7 +302,7 @@ def test_a_finished_run_from_before_new_config_fields_is_still_finished(tmp_path
         executed.append(run.base)
         return sweep.Outcome(run, "done", 0.01)
 
-    monkeypatch.setattr(sweep, "_execute", fake_execute)
+    monkeypatch.setattr(sweep.runner, "_execute", fake_execute)
     outcomes, _ = sweep.run_sweep(plan, sweep_dir, progress=False)
     assert [(o.run.base, o.status) for o in outcomes] == [("same", "skipped"), ("changed", "done")]
     assert executed == ["changed"]
@@ -374,11 +374,11 @@ def test_a_sweep_without_summary_is_read_from_its_run_markers(tiny_sweep, tmp_pa
 def test_two_sweeps_never_share_a_folder(tmp_path):
     import lab4.sweep as sweep
 
-    held = sweep._lock(tmp_path)
+    held = sweep.lock_folder(tmp_path)
     with pytest.raises(FileExistsError, match="another sweep is running"):
-        sweep._lock(tmp_path)
+        sweep.lock_folder(tmp_path)
     held.close()
-    sweep._lock(tmp_path).close()  # free again
+    sweep.lock_folder(tmp_path).close()  # free again
 
 
 @pytest.mark.parametrize("name, profile, shared", [

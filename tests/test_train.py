@@ -20,7 +20,8 @@ from lab4.checkpoint import load_checkpoint
 from lab4.config import make_config
 from lab4.predict import predict_test
 from lab4.run import RunPaths
-from lab4.train import RunExists, TrainingDiverged, train
+from lab4.rundir import RunExists
+from lab4.train import TrainingDiverged, train
 from tests.conftest import write_dataset
 
 TIMING_COLUMNS = {"seconds", "train_frames_per_s"}

@@ -54,7 +54,9 @@ from lab4.bench.naive import (naive_clip_loss, naive_rollout, naive_rollouts, na
                               naive_train_step_as_trainer)
 from lab4.bench.table import format_table
 from lab4.bench.whole_run import format_whole_runs, whole_runs
+from lab4.commands import LAZY_COMMANDS
 from lab4.config import PROFILES
+from lab4.io import atomic_write_text
 
 __all__ = ["FRAME_H", "FRAME_W", "PRECISIONS", "Variant", "add_commands", "bench_config", "cmd_bench",
            "format_table", "format_whole_runs", "naive_clip_loss", "naive_rollout", "naive_rollouts",
@@ -63,8 +65,6 @@ __all__ = ["FRAME_H", "FRAME_W", "PRECISIONS", "Variant", "add_commands", "bench
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from lab4.io import atomic_write_text
-
     if args.whole_run:
         result = {"whole_run": whole_runs(args)}
         print(format_whole_runs(result["whole_run"]))
@@ -78,9 +78,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    from lab4.cli import TORCH_COMMANDS
-
-    p = sub.add_parser("bench", help=TORCH_COMMANDS["bench"][1], description=__doc__,
+    p = sub.add_parser("bench", help=LAZY_COMMANDS["bench"][1], description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", default="lab", choices=list(PROFILES),
                    help="the widths (F/L/N/D) of this profile, with the template's method: lab (default), "

@@ -26,6 +26,8 @@ def whole_runs(args: argparse.Namespace, log: Callable[[str], None] = print) -> 
     import tempfile
     from unittest import mock
 
+    # Here, not at the top: lab4.experiment reads runs back with pandas, which the rest of the bench
+    # and the GPU check (lab4.gpucheck) run without.
     from lab4.experiment import run_test, run_training
 
     overrides: dict[str, Any] = {"device": args.device, "precision": "fp32"}

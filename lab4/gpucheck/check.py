@@ -37,11 +37,11 @@ import statistics
 import subprocess
 import sys
 import time
-import traceback
 from pathlib import Path
 from typing import Any, Callable
 
-from lab4.gpucheck_report import headline, markdown
+from lab4.commands import LAZY_COMMANDS
+from lab4.gpucheck.report import headline, markdown
 
 SECTIONS = ("peak", "data", "bench", "train-lab", "train-best-lab", "amp", "bench-batches",
             "train-lab-large-batch", "ddp", "compile")
@@ -50,7 +50,6 @@ CAPS = {"peak": (120, 60), "data": (300, 90), "bench": (240, 120), "train-lab": 
         "train-best-lab": (180, 60), "amp": (150, 60), "bench-batches": (150, 60),
         "train-lab-large-batch": (150, 60), "ddp": (180, 60), "compile": (240, 60)}
 MIN_SECTION_S = 20  # a section is skipped when the budget leaves it less than this
-OPTIONAL_PACKAGES = ("numpy", "PIL", "tqdm", "pandas", "matplotlib")
 
 
 # ---------------------------------------------------------------------------------------
@@ -200,88 +199,6 @@ def write_results(results: dict[str, Any], out: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------
-# The child: one section, its result written as it goes
-# ---------------------------------------------------------------------------------------
-
-class Recorder:
-    """A section's result, rewritten to disk at each save(), so that a timeout keeps what was done."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.data: dict[str, Any] = {"result": {}, "notes": []}
-
-    def save(self, **result: Any) -> None:
-        self.data["result"].update(result)
-        self.flush()
-
-    def note(self, text: str) -> None:
-        self.data["notes"].append(text)
-        self.flush()
-
-    def flush(self) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.data, indent=2, default=str))
-        tmp.replace(self.path)
-
-
-def stand_in_for_tqdm(rec: Recorder) -> None:
-    """lab4's training loop and data generator draw tqdm bars; without tqdm they get silent ones."""
-    import importlib.machinery
-    import types
-
-    try:
-        import tqdm  # noqa: F401
-        return
-    except ImportError:
-        pass
-
-    class SilentBar:
-        def __init__(self, iterable: Any = None, *args: Any, **kwargs: Any):
-            self.iterable = iterable
-
-        def __iter__(self):
-            return iter(self.iterable)
-
-        def __enter__(self) -> "SilentBar":
-            return self
-
-        def __exit__(self, *exc: Any) -> None:
-            pass
-
-        def update(self, n: int = 1) -> None:
-            pass
-
-        def set_postfix(self, *args: Any, **kwargs: Any) -> None:
-            pass
-
-        def close(self) -> None:
-            pass
-
-    module = types.ModuleType("tqdm")
-    module.tqdm = SilentBar  # type: ignore[attr-defined]
-    # A spec without a file: torch._dynamo looks every such module up by its spec.
-    module.__spec__ = importlib.machinery.ModuleSpec("tqdm", None)
-    module.lab4_stand_in = True  # type: ignore[attr-defined]
-    sys.modules["tqdm"] = module
-    rec.note("tqdm is not installed: a silent stand-in replaced its progress bars")
-
-
-def child(spec_path: str, result_path: str) -> int:
-    spec = json.loads(Path(spec_path).read_text())
-    rec = Recorder(Path(result_path))
-    try:
-        stand_in_for_tqdm(rec)
-        from lab4 import gpucheck_sections
-
-        getattr(gpucheck_sections, "section_" + spec["section"].replace("-", "_"))(spec["plan"], rec)
-    except BaseException as exc:  # recorded for the parent, then the exit code says it failed
-        rec.data["error"] = "".join(traceback.format_exception(exc))[-4000:]
-        rec.flush()
-        return 1
-    return 0
-
-
-# ---------------------------------------------------------------------------------------
 # The command
 # ---------------------------------------------------------------------------------------
 
@@ -297,9 +214,7 @@ def cmd_gpucheck(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("gpucheck", help="measure the project on a GPU in one command (about 8 minutes): "
-                                        "bench, short lab/best-lab trainings, autocast, DDP",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser("gpucheck", help=LAZY_COMMANDS["gpucheck"][1], description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="runs/gpucheck", help="folder for results.json, results.md, logs/ "
                                                          "(default runs/gpucheck)")
     p.add_argument("--work", help="folder for the sections' training runs (default OUT/work)")
@@ -313,8 +228,3 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sections", help=f"comma-separated subset of: {', '.join(SECTIONS)} (default all)")
     p.set_defaults(func=cmd_gpucheck)
 
-
-if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "--child":
-        sys.exit(child(sys.argv[2], sys.argv[3]))
-    sys.exit("usage: python -m lab4 gpucheck --out DIR (this module's own entry point is for its sections)")

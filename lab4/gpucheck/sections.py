@@ -1,4 +1,4 @@
-"""The sections of `lab4 gpucheck`, each run in a process of its own by lab4.gpucheck.
+"""The sections of `lab4 gpucheck`, each run in a process of its own (lab4.gpucheck.__main__).
 
 Each `section_NAME(plan, rec)` saves its numbers with `rec.save(...)` as it goes, so that a
 section stopped at its time limit still leaves what it measured.
@@ -26,7 +26,8 @@ from lab4.bench.compare import Variant
 from lab4.bench.measure import device_name, matmul_tflops, probe_gflops
 from lab4.config import PROFILES, make_config
 from lab4.device import autocast_dtype
-from lab4.gpucheck import OPTIONAL_PACKAGES, Recorder
+from lab4.gpucheck.recorder import OPTIONAL_PACKAGES, Recorder
+from lab4.synth import generate_dataset
 from lab4.train import train
 
 SIZE_FIELDS = ("F_dim", "L_dim", "N_dim", "D_out_dim")
@@ -87,8 +88,6 @@ def section_data(plan: dict[str, Any], rec: Recorder) -> None:
     root = Path(plan["data"])
     start = time.perf_counter()
     if plan["generate"]:
-        from lab4.synth import generate_dataset
-
         generate_dataset(root, size=plan["data_size"], progress=False)
         rec.save(generated=plan["data_size"], generate_s=time.perf_counter() - start)
     lab4_data.check_layout(root, ("train", "val"))

@@ -1,0 +1,10 @@
+"""The commands whose modules are heavy (torch, papermill): `python -m lab4 --help` lists them
+from here without loading them, and each module's own parser takes its help line from here."""
+
+LAZY_COMMANDS: dict[str, tuple[str, str]] = {
+    "sweep": ("lab4.sweep", "run an ablation plan: the training notebook once per run (papermill)"),
+    "bench": ("lab4.bench", "time the project's training step and rollouts against the naive loop"),
+    "gpucheck": ("lab4.gpucheck", "measure the project on a GPU in one command (about 8 minutes), results to --out"),
+    "strategies": ("lab4.zsampling", "compare the z-sampling strategies (prior, zero, mean, best_of oracle) of a "
+                                     "trained run on the val video or the test ground truth"),
+}

@@ -1,0 +1,183 @@
+"""The rules of a run folder (its layout is lab4.run's): what a folder holds compared with a
+config (new, an interrupted run to resume, a finished one, a run of other settings), the checks
+`train` makes before its first step and what it does to the folder then, the config `train
+--resume` continues with, and the folder's lock. The trainer (lab4.train), the notebook's
+`run_training` (lab4.experiment) and the CLI go through these functions."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lab4 import data as lab4_data
+from lab4.checkpoint import committed, finished, restore
+from lab4.config import Config, config_changes, from_dict, make_config
+from lab4.io import FolderLock, remove_stale_temps
+from lab4.run import RunPaths
+
+
+class RunExists(FileExistsError):
+    pass
+
+
+@dataclass(frozen=True)
+class FolderState:
+    """What a run folder holds, compared with the config a run would use there."""
+
+    kind: str         # "new": no run to keep; "resume": an interrupted run of this config;
+                      # "finished": a finished run of this config; "changed": a run of other settings
+    detail: str = ""  # for "changed": the fields that differ ("field: saved X, now Y")
+
+
+def folder_state(run_dir: Path, cfg: Config) -> FolderState:
+    """The one rule for a run folder (data_root aside, which a resume may move): the run's own
+    commit is the reference, config.json where no epoch has finished yet."""
+    paths = RunPaths(Path(run_dir))
+    if not paths.config.is_file():
+        return FolderState("new")  # a folder with no config.json holds no run (e.g. only a notebook)
+    state = committed(paths)
+    saved = state["config"] if state is not None else Config.load(paths.config).to_dict()
+    detail = config_differences(saved, cfg)
+    if detail:
+        return FolderState("changed", detail)
+    if finished(paths):
+        return FolderState("finished")
+    return FolderState("resume" if paths.last.is_file() else "new")
+
+
+def prepare_run_dir(run_dir: Path, cfg: Config, resume: bool, force: bool, write: bool = True) -> RunPaths:
+    """Refuse to mix two runs in one folder; nothing a user made is overwritten by accident.
+
+    With --resume the run's own commit (last.pt) is the reference: `cfg` must equal the config
+    inside it, and config.json must too; only data_root may differ, when the new folder holds the
+    same layout and frame counts. With write=True (rank 0, holding the folder's lock) the folder is
+    then made to agree with last.pt (see lab4.run); write=False only checks (the other ranks of a
+    distributed run, and the checks before the lock)."""
+    paths = RunPaths(Path(run_dir))
+    if resume:
+        state = committed(paths)
+        if state is None:
+            raise FileNotFoundError(f"--resume: {paths.last} not found; nothing to resume in {paths.root} "
+                                    "(no epoch finished): start it over with --force")
+        detail = config_differences(state["config"], cfg)
+        if detail:
+            raise ValueError(f"--resume {paths.root}: the config differs from the saved one ({detail}); "
+                             "resume with the same settings, or start a new run folder")
+        if paths.config.is_file():
+            mixed = config_differences(json.loads(paths.config.read_text()), cfg)
+            if mixed:
+                raise ValueError(f"{paths.root}: config.json and checkpoints/last.pt belong to different runs "
+                                 f"({mixed}); the folder mixes two runs: start it over with --force")
+        saved_root = absolute(state["config"]["data_root"])
+        if saved_root != cfg.data_root:
+            check_same_data(saved_root, cfg.data_root, state.get("data"))
+        if write:
+            for stale in (paths.root, paths.checkpoints, paths.test):
+                remove_stale_temps(stale)
+            for note in restore(paths, state, cfg.per_save):
+                print(note, file=sys.stderr)
+            if not finished(paths):
+                paths.done.unlink(missing_ok=True)
+            if saved_root != cfg.data_root or not paths.config.is_file() or \
+                    json.loads(paths.config.read_text()).get("data_root") != cfg.data_root:
+                cfg.save(paths.config)
+        return paths
+    if paths.root.exists() and any(p.name != paths.lock.name and not p.name.endswith(".tmp")
+                                   for p in paths.root.iterdir()):
+        if not force:
+            raise RunExists(f"run folder {paths.root} already holds a run: pass --resume to continue it, "
+                            "--force to start it over, or choose another --run-dir")
+        if not write:
+            return paths
+        for stale in (paths.last, paths.best, paths.done, paths.config, paths.val_rollout):
+            stale.unlink(missing_ok=True)
+        for old in paths.checkpoints.glob("epoch_*.pt"):
+            old.unlink()
+    if write:
+        paths.root.mkdir(parents=True, exist_ok=True)
+        for stale in (paths.root, paths.checkpoints, paths.test):
+            remove_stale_temps(stale)
+        cfg.save(paths.config)
+    return paths
+
+
+def absolute(path: str) -> str:
+    # A config saved before data_root was stored absolute holds it relative to the folder the run
+    # was started from; read from here, as the run would have been resumed before.
+    return os.path.abspath(os.path.expanduser(path))
+
+
+def config_differences(saved: dict[str, Any], cfg: Config) -> str:
+    """'field: saved X, now Y' for every field but data_root where `cfg` differs from a saved config
+    (fields added to Config since it was saved take their defaults); empty when they agree."""
+    try:
+        then = from_dict({**saved, "data_root": cfg.data_root})
+    except (ValueError, TypeError) as exc:
+        return f"the saved config cannot be read by this lab4: {exc}"
+    return config_changes(then, cfg)
+
+
+def data_record(root: Path) -> dict[str, Any]:
+    """What a run's checkpoint records of its data, to check a moved copy against on --resume."""
+    train_frames = len(lab4_data.split_files(root, "train")[0])
+    return {"train_frames": train_frames, "val_frames": len(lab4_data.split_files(root, "val")[0]),
+            "train_video_lengths": lab4_data.train_video_lengths(root, train_frames)}
+
+
+def check_same_data(saved_root: str, new_root: str, record: dict[str, Any] | None) -> None:
+    """Accept `new_root` in place of the run's data only when it has the layout and frame counts the
+    run trained on; refuse in one line otherwise."""
+    lab4_data.check_layout(Path(new_root), ("train", "val"))
+    if record is None:  # a checkpoint from before the record: compare with the old folder, if it is there
+        if not Path(saved_root).is_dir():
+            raise ValueError(f"--data {new_root}: cannot check it against the run's data: {saved_root} is gone and "
+                             "the run's last.pt (from an older lab4) does not record its frame counts")
+        record = data_record(Path(saved_root))
+    now = data_record(Path(new_root))
+    if now != record:
+        detail = ", ".join(f"{key} {record.get(key)} vs {now[key]}" for key in now if now[key] != record.get(key))
+        raise ValueError(f"--data {new_root}: not the data this run trained on ({detail}); resume with the run's "
+                         f"data ({saved_root}) or a copy of it")
+    print(f"note: the run's data moves from {saved_root} to {new_root} (same layout and frame counts)", flush=True)
+
+
+def resume_config(run_dir: Path, profile: str | None = None, overrides: dict[str, Any] | None = None,
+                  data_root: str | None = None) -> Config:
+    """The config `train --resume` continues with: the run's own (from its last commit, else its
+    config.json), with `overrides` on top (which the resume then refuses if they change anything)
+    and `data_root` replacing the run's data (checked when the run starts). With a profile, that
+    profile's config must be the run's."""
+    paths = RunPaths(Path(run_dir))
+    state = committed(paths)
+    on_disk = json.loads(paths.config.read_text()) if paths.config.is_file() else None
+    if state is not None:
+        saved = dict(state["config"])
+        if isinstance(on_disk, dict) and on_disk.get("data_root"):
+            # config.json follows the data when a resume moved it, before the next commit does.
+            saved["data_root"] = on_disk["data_root"]
+    elif isinstance(on_disk, dict):
+        saved = on_disk
+    else:
+        raise FileNotFoundError(f"--resume: {paths.last} not found; nothing to resume in {paths.root}")
+    saved["data_root"] = absolute(saved["data_root"])
+    if profile is not None:
+        detail = config_differences(saved, make_config(profile, {**(overrides or {}), "data_root": saved["data_root"]}))
+        if detail:
+            raise ValueError(f"--resume {paths.root} --profile {profile}: the run was not made with that profile "
+                             f"({detail}); leave --profile out to resume with the run's own config")
+    cfg = from_dict({**saved, **(overrides or {})})
+    if data_root:
+        cfg.data_root = absolute(data_root)
+    return cfg
+
+
+def lock_run_dir(run_dir: Path) -> FolderLock:
+    """The folder's lock, held by the `train` writing it; a note when it was taken over or cannot lock."""
+    lock = FolderLock.acquire(RunPaths(run_dir).lock, "lab4 train")
+    if lock.note:
+        print(lock.note, file=sys.stderr, flush=True)
+    return lock

@@ -1,0 +1,333 @@
+"""Running a sweep: every run of the plan that has not finished, `jobs` at a time (one GPU
+each where there are several), each in a worker process (lab4.sweep.workers); a failing run is
+reported while the others go on; summary.csv at the end."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+from lab4.config import Config, from_dict
+from lab4.io import atomic_write_text
+from lab4.knobs import NOTEBOOK_KNOBS
+from lab4.run import ERROR_FILE, LOG_FILE, RUN_MARKER, RUN_NOTEBOOK, SWEEP_FILE
+from lab4.sweep.plan import Plan, RunSpec
+from lab4.results import run_summary
+from lab4.sweep.summary import Outcome, headline, summary_row, write_summary
+from lab4.sweep.workers import lock_folder, start_worker, stop_workers
+from lab4.workspace import display_path, resolve
+
+NOTEBOOK = Path("notebooks") / "train.ipynb"
+# How the sweep starts a worker; the fault tests put a stand-in here.
+WORKER_COMMAND = [sys.executable, "-m", "lab4.sweep", "--worker"]
+
+
+def notebook_parameters(run: RunSpec, plan: Plan, sweep_dir: Path, existing: str) -> dict[str, Any]:
+    """The papermill parameters of one run: named knobs where the notebook has them, the
+    rest of the run's settings in `overrides`."""
+    knobs = {k: v for k, v in run.settings.items() if k in NOTEBOOK_KNOBS}
+    overrides = {k: v for k, v in run.settings.items() if k not in NOTEBOOK_KNOBS and k != "data_root"}
+    return {
+        "run_name": run.name, "profile": plan.profile, "data_root": run.config.data_root,
+        "output_dir": str(sweep_dir.resolve()), **knobs, "overrides": overrides,
+        "existing": existing, "gifs": plan.gifs, "progress": True,
+    }
+
+
+def config_as_today(saved: Any) -> dict[str, Any] | None:
+    """A config saved as JSON, read through today's Config: fields added since it was saved
+    take their defaults. None when today's Config cannot read it (an unknown field, a bad value)."""
+    if not isinstance(saved, dict):
+        return None
+    try:
+        return from_dict(saved).to_dict()
+    except (ValueError, TypeError):
+        return None
+
+
+def marker_matches(run_dir: Path, run: RunSpec) -> bool:
+    """Whether run_dir holds a finished run (its marker) of exactly this config.
+
+    The marker's config is normalised first, so a run finished before a config field (with a
+    default) existed still counts as done when its settings are the same; comparing the raw
+    JSON would retrain it for a field it never had. Likewise a run finished in a checkout at
+    another path, on the dataset of the same path inside the project.
+    """
+    try:
+        marker = json.loads((run_dir / RUN_MARKER).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return False
+    if not isinstance(marker, dict):
+        return False
+    saved = config_as_today(marker.get("config"))
+    if saved is None:
+        return False
+    now = run.config.to_dict()
+    # The config holds data_root made absolute; a run finished in a checkout at another path (a
+    # clone of a repository with committed results) named the same dataset inside its project.
+    given = (marker.get("row") or {}).get("data_root")
+    if saved["data_root"] != now["data_root"] and isinstance(given, str) and not Path(given).is_absolute() \
+            and resolve(given) == Path(now["data_root"]):
+        saved["data_root"] = now["data_root"]
+    return saved == now
+
+
+def saved_config_differs(run_dir: Path, run: RunSpec) -> bool:
+    try:
+        return Config.load(run_dir / "config.json").to_dict() != run.config.to_dict()
+    except (FileNotFoundError, ValueError, TypeError):
+        return False
+
+
+def visible_gpus() -> list[str]:
+    """The GPU ids jobs can be given (respecting CUDA_VISIBLE_DEVICES); [] without CUDA."""
+    try:
+        import torch
+
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    except Exception:  # noqa: BLE001 - no torch/CUDA means CPU
+        count = 0
+    if count == 0:
+        return []
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    ids = [d.strip() for d in env.split(",") if d.strip()] if env else [str(i) for i in range(count)]
+    return ids[:count]
+
+
+class _Printer:
+    """Status lines above a progress bar over the runs."""
+
+    def __init__(self, total: int, desc: str, enabled: bool = True):
+        from tqdm import tqdm
+
+        self.lock = threading.Lock()
+        self.bar = tqdm(total=total, desc=desc, unit="run", disable=not enabled, dynamic_ncols=True,
+                        file=sys.stderr, leave=True)
+        self.enabled = enabled
+        self.active: list[str] = []
+
+    def line(self, text: str) -> None:
+        with self.lock:
+            self.bar.write(text, file=sys.stdout)
+            sys.stdout.flush()
+
+    def started(self, name: str) -> None:
+        with self.lock:
+            self.active.append(name)
+            self.bar.set_postfix_str("running " + ", ".join(self.active))
+
+    def stopped(self, name: str) -> None:
+        with self.lock:
+            if name in self.active:
+                self.active.remove(name)
+            self.bar.set_postfix_str(("running " + ", ".join(self.active)) if self.active else "")
+
+    def finished(self) -> None:
+        with self.lock:
+            self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+_EPOCH_LINE = re.compile(r"^epoch\s+\d+\s+loss")
+
+
+def _execute(run: RunSpec, plan: Plan, sweep_dir: Path, notebook: Path, existing: str, env: dict[str, str],
+             printer: _Printer, processes: dict[str, subprocess.Popen]) -> Outcome:
+    run_dir = sweep_dir / run.name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / RUN_MARKER).unlink(missing_ok=True)
+    (run_dir / ERROR_FILE).unlink(missing_ok=True)
+    job = {
+        "input": str(notebook.resolve()), "output": str((run_dir / RUN_NOTEBOOK).resolve()),
+        "parameters": notebook_parameters(run, plan, sweep_dir, existing), "cwd": str(run_dir.resolve()),
+        "error_file": str((run_dir / ERROR_FILE).resolve()),
+    }
+    job_file = run_dir / "sweep_job.json"
+    atomic_write_text(job_file, json.dumps(job, indent=2) + "\n")
+    device = f"GPU {env['CUDA_VISIBLE_DEVICES']}" if "CUDA_VISIBLE_DEVICES" in env else ""
+    printer.started(run.name)
+    printer.line(f"[{run.name}] started{' on ' + device if device else ''}: "
+                 f"{display_path(run_dir / RUN_NOTEBOOK)} (log {display_path(run_dir / LOG_FILE)})")
+    started = time.perf_counter()
+    try:
+        with open(run_dir / LOG_FILE, "w") as log:
+            proc = start_worker([*WORKER_COMMAND, str(job_file.resolve())], env)
+            processes[run.name] = proc
+            assert proc.stdout is not None
+            for line in proc.stdout:  # the notebook's output, as it comes
+                log.write(line)
+                log.flush()
+                text = line.strip()
+                if _EPOCH_LINE.match(text):
+                    printer.line(f"[{run.name}] {text}")
+            code = proc.wait()
+    finally:
+        processes.pop(run.name, None)
+        printer.stopped(run.name)
+    seconds = time.perf_counter() - started
+    if code == 0:
+        outcome = Outcome(run, "done", seconds, device=device)
+        marker = {"run": run.name, "base": run.base, "seed": run.seed, "config": run.config.to_dict(),
+                  "settings": run.settings, "seconds": seconds, "device": device,
+                  "finished": _dt.datetime.now().isoformat(timespec="seconds"),
+                  "row": summary_row(plan, outcome, sweep_dir)}
+        job_file.unlink(missing_ok=True)
+        atomic_write_text(run_dir / RUN_MARKER, json.dumps(marker, indent=2, default=str) + "\n")  # written last
+        return outcome
+    try:
+        error = json.loads((run_dir / ERROR_FILE).read_text()).get("error", "")
+    except (FileNotFoundError, json.JSONDecodeError):
+        error = f"the notebook process exited with status {code}; see {display_path(run_dir / LOG_FILE)}"
+    return Outcome(run, "failed", seconds, error=error, device=device)
+
+
+def _first_start(sweep_dir: Path, name: str) -> str:
+    """When this sweep first started (kept across re-runs that finish it)."""
+    try:
+        info = json.loads((sweep_dir / SWEEP_FILE).read_text())
+        if info.get("name") == name and info.get("started"):
+            return str(info["started"])
+    except (FileNotFoundError, json.JSONDecodeError):
+        pass
+    return _dt.datetime.now().isoformat(timespec="seconds")
+
+
+def run_sweep(plan: Plan, sweep_dir: Path | None = None, jobs: int = 1, force: bool = False,
+              notebook: Path | None = None, threads: int | None = None, progress: bool = True,
+              only: list[str] | None = None) -> tuple[list[Outcome], Path]:
+    """Run every run of the plan that has not finished; write summary.csv. Returns the
+    outcomes (in plan order) and the summary's path."""
+    sweep_dir = Path(sweep_dir or resolve(Path("runs") / plan.name))
+    notebook = Path(notebook or resolve(NOTEBOOK))
+    if not notebook.is_file():
+        raise FileNotFoundError(f"{notebook}: the training notebook is missing (expected notebooks/train.ipynb "
+                                "in the project folder; pass --notebook)")
+    if jobs < 1:
+        raise ValueError(f"--jobs {jobs}: expected a positive number")
+    runs = plan.runs
+    if only:
+        unknown = sorted(set(only) - {r.name for r in runs} - {r.base for r in runs})
+        if unknown:
+            raise ValueError(f"--only {', '.join(unknown)}: not in {plan.path} "
+                             f"(its runs: {', '.join(r.name for r in runs)})")
+        runs = [r for r in runs if r.name in only or r.base in only]
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    lock = lock_folder(sweep_dir)  # held until this function returns
+    gpus = visible_gpus()
+    info = {
+        "name": plan.name, "plan": display_path(plan.path), "plan_contents": plan.raw, "description": plan.description,
+        "profile": plan.profile, "data_root": display_path(plan.runs[0].config.data_root),
+        "seeds": sorted({r.seed for r in plan.runs}), "varied": plan.varied,
+        "runs": [r.name for r in plan.runs], "started": _first_start(sweep_dir, plan.name),
+        "updated": _dt.datetime.now().isoformat(timespec="seconds"),
+        "jobs": jobs, "gpus": gpus, "host": platform.node(), "cpus": os.cpu_count(),
+        "python": platform.python_version(), "command": " ".join(sys.argv),
+    }
+    atomic_write_text(sweep_dir / SWEEP_FILE, json.dumps(info, indent=2, default=str) + "\n")
+
+    printer = _Printer(len(runs), f"sweep {plan.name}", enabled=progress)
+    where = f"{len(gpus)} GPU(s)" if gpus else f"CPU ({os.cpu_count()} cores)"
+    printer.line(f"sweep {plan.name}: {len(runs)} runs of {display_path(plan.path)} (profile {plan.profile}, "
+                 f"data {info['data_root']}) into {display_path(sweep_dir)}, {jobs} at a time on {where}")
+    if gpus and jobs > len(gpus):
+        printer.line(f"note: {jobs} jobs share {len(gpus)} GPU(s)")
+    outcomes: dict[str, Outcome] = {}
+    todo: list[tuple[RunSpec, str]] = []
+    for run in runs:
+        run_dir = sweep_dir / run.name
+        if not force and marker_matches(run_dir, run):
+            seconds = json.loads((run_dir / RUN_MARKER).read_text()).get("seconds", 0.0)
+            outcomes[run.name] = Outcome(run, "skipped", seconds)
+            printer.line(f"[{run.name}] skipped: finished earlier ({display_path(run_dir / RUN_MARKER)})")
+            printer.finished()
+            continue
+        existing = "restart" if force or saved_config_differs(run_dir, run) else "resume"
+        if existing == "restart" and (run_dir / "config.json").is_file() and not force:
+            printer.line(f"[{run.name}] the plan changed this run's settings: starting it over")
+        todo.append((run, existing))
+
+    gpu_pool: list[str] = list(gpus)
+    pool_lock = threading.Lock()
+    processes: dict[str, subprocess.Popen] = {}
+    cpu_threads = threads or (max(1, (os.cpu_count() or 1) // jobs) if not gpus and jobs > 1 else None)
+
+    def job(run: RunSpec, existing: str) -> Outcome:
+        env = dict(os.environ)
+        env["PYTHONUNBUFFERED"] = "1"
+        gpu = None
+        if len(gpus) > 1:
+            with pool_lock:
+                gpu = gpu_pool.pop(0) if gpu_pool else None
+            if gpu is not None:
+                env["CUDA_VISIBLE_DEVICES"] = gpu
+        if cpu_threads:
+            for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+                env[var] = str(cpu_threads)
+        try:
+            return _execute(run, plan, sweep_dir, notebook, existing, env, printer, processes)
+        finally:
+            if gpu is not None:
+                with pool_lock:
+                    gpu_pool.append(gpu)
+
+    pool = ThreadPoolExecutor(max_workers=jobs)
+    restore_sigterm = _sigterm_interrupts()
+    try:
+        futures = {pool.submit(job, run, existing): run for run, existing in todo}
+        for future in as_completed(futures):
+            run = futures[future]
+            try:
+                outcome = future.result()
+            except Exception as exc:  # noqa: BLE001 - one run's failure must not stop the others
+                outcome = Outcome(run, "failed", error=f"{type(exc).__name__}: {exc}")
+            outcomes[run.name] = outcome
+            if outcome.status == "done":
+                row = run_summary(sweep_dir / run.name)
+                printer.line(f"[{run.name}] done in {outcome.seconds:.0f}s: {headline(row)}")
+            else:
+                printer.line(f"[{run.name}] FAILED after {outcome.seconds:.0f}s: {outcome.error}\n"
+                             f"    executed notebook: {display_path(sweep_dir / run.name / RUN_NOTEBOOK)}\n"
+                             f"    log: {display_path(sweep_dir / run.name / LOG_FILE)}")
+            printer.finished()
+    except BaseException:  # Ctrl-C, SIGTERM (see _sigterm_interrupts), or a bug: no worker outlives the sweep
+        pool.shutdown(wait=False, cancel_futures=True)
+        stop_workers(list(processes.values()))
+        printer.close()
+        raise
+    finally:
+        restore_sigterm()
+    pool.shutdown()
+    printer.close()
+    for run in plan.runs:  # runs left out by --only keep their row
+        if run.name not in outcomes:
+            finished = marker_matches(sweep_dir / run.name, run)
+            seconds = json.loads((sweep_dir / run.name / RUN_MARKER).read_text()).get("seconds", 0.0) if finished else 0.0
+            outcomes[run.name] = Outcome(run, "skipped" if finished else "not run", seconds)
+    summary = write_summary(plan, sweep_dir, [outcomes[r.name] for r in plan.runs])
+    lock.close()
+    return [outcomes[r.name] for r in runs], summary
+
+
+def _sigterm_interrupts() -> Any:
+    """SIGTERM stops the sweep as Ctrl-C does (its workers stopped with it); returns the undo."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    return lambda: signal.signal(signal.SIGTERM, previous)
