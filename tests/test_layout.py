@@ -1,0 +1,131 @@
+"""The package's layout: no import cycle, imports inside functions only where they keep start-up
+light, no module too long to read, and `python -m lab4 --help` without torch."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "lab4"
+MAX_LINES = 450
+# Where a lab4 import may sit inside a function, and why: each keeps a light path light.
+IN_FUNCTION_ALLOWED = {
+    "lab4.bench.whole_run": "--whole-run reads its runs back through lab4.experiment (pandas); the rest of the "
+                            "bench and the GPU check run without pandas",
+    "lab4.cli": "each command loads its module when it runs, so --help and the light commands load no torch",
+    "lab4.figures.comparisons": "the oracle z modes come from lab4.rollout (torch); the figures stay torch-free",
+    "lab4.report.book": "figure 8 loads lab4.zsampling (torch) only when drawn; `lab4 table` stays torch-free",
+}
+
+
+def modules() -> dict[str, tuple[Path, bool]]:
+    found = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        is_package = parts[-1] == "__init__"
+        found[".".join(parts[:-1] if is_package else parts)] = (path, is_package)
+    return found
+
+
+def _type_checking(node: ast.AST) -> bool:
+    return isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+
+
+def imports() -> list[tuple[str, str, int, bool]]:
+    """(importer, imported lab4 module, line, inside a function) for every import in lab4, at any
+    depth; `if TYPE_CHECKING:` blocks (never run) aside. Importing a submodule runs its package's
+    __init__ first, so that counts as importing the package too."""
+    mods = modules()
+
+    def owner(name: str) -> str | None:
+        while name and name not in mods:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    found = []
+    for module, (path, is_package) in mods.items():
+        package = module if is_package else module.rpartition(".")[0]
+
+        def visit(node: ast.AST, in_function: bool) -> None:
+            for child in ast.iter_child_nodes(node):
+                if _type_checking(child):
+                    continue
+                inside = in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+                names: list[str] = []
+                if isinstance(child, ast.Import):
+                    names = [alias.name for alias in child.names]
+                elif isinstance(child, ast.ImportFrom):
+                    base = child.module or ""
+                    if child.level:
+                        parts = package.split(".")[:len(package.split(".")) - child.level + 1]
+                        base = ".".join(parts + ([base] if base else []))
+                    names = [base] + [f"{base}.{alias.name}" for alias in child.names]
+                for name in names:
+                    target = owner(name) if name.split(".")[0] == "lab4" else None
+                    while target:
+                        if target != module and not module.startswith(target + "."):
+                            found.append((module, target, child.lineno, inside))
+                        target = target.rpartition(".")[0] if "." in target else None
+                visit(child, inside)
+
+        visit(ast.parse(path.read_text()), False)
+    return found
+
+
+def test_no_import_cycle() -> None:
+    graph: dict[str, set[str]] = {m: set() for m in modules()}
+    for importer, imported, _, _ in imports():
+        graph[importer].add(imported)
+    # Tarjan's strongly connected components: any with two or more modules is a cycle.
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles = []
+
+    def connect(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in graph[v]:
+            if w not in index:
+                connect(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for v in graph:
+        if v not in index:
+            connect(v)
+    assert not cycles, f"import cycles among lab4 modules: {cycles}"
+
+
+def test_imports_inside_functions_only_where_allowed() -> None:
+    stray = sorted({f"{m}:{line} imports {t}" for m, t, line, inside in imports()
+                    if inside and m not in IN_FUNCTION_ALLOWED and t != "lab4"})
+    assert not stray, "imports inside functions (move them to the top, or say why in IN_FUNCTION_ALLOWED):\n" \
+        + "\n".join(stray)
+
+
+def test_no_module_is_too_long() -> None:
+    long = {m: n for m, (path, _) in modules().items() if (n := len(path.read_text().splitlines())) > MAX_LINES}
+    assert not long, f"modules over {MAX_LINES} lines (split them by job): {long}"
+
+
+def test_help_loads_no_torch() -> None:
+    code = ("import runpy, sys\nsys.argv = ['lab4', '--help']\ntry:\n    runpy.run_module('lab4', run_name='__main__')\n"
+            "except SystemExit:\n    pass\nprint('TORCH' if 'torch' in sys.modules else 'NO-TORCH')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=PACKAGE.parent)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith("NO-TORCH"), "python -m lab4 --help loads torch"
+    assert "sweep" in done.stdout and "report" in done.stdout and "strategies" in done.stdout
