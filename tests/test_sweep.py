@@ -209,11 +209,22 @@ def test_shipped_plans_cover_the_report():
         assert len({(r.config.tfr, r.config.tfr_sde, r.config.tfr_d_step) for r in kl}) == 1  # same TF
         assert len({(r.config.tfr, r.config.tfr_d_step) for r in tf}) >= 3
         assert len({r.config.kl_anneal_type for r in tf}) == 1  # same KL
-    assert load_plan("ablations", seeds=[0, 1]).runs[1].name == "kl_cyclical-s1"
-    # quick conditions every step on the first frame: a teacher-forcing comparison there would be
-    # runs that differ in nothing, so the plan is refused before any run starts.
-    with pytest.raises(PlanError, match="teacher forcing changes nothing.*quick-chain"):
-        load_plan("ablations", profile="quick")
+    assert load_plan("ablations", seeds=[0, 1]).runs[1].name == "kl_none-s1"
+
+
+def test_a_teacher_forcing_comparison_on_first_frame_conditioning_is_refused(tmp_path):
+    """Conditioned on the first frame, every step ignores teacher forcing: a comparison there would
+    be runs that differ in nothing, so the plan is refused before any run starts."""
+    plan = write_plan(tmp_path, Path("data/tiny"), """
+        name: tf_first
+        profile: smoke
+        settings: {reference: first}
+        runs:
+          - {name: tf_zero, groups: [tf], settings: {tfr: 0.0}}
+          - {name: tf_one, groups: [tf], settings: {tfr: 1.0}}
+        """)
+    with pytest.raises(PlanError, match="teacher forcing changes nothing"):
+        load_plan(plan)
 
 
 def test_notebooks_have_one_parameters_cell_with_every_knob():
