@@ -122,8 +122,9 @@ def test_no_module_is_too_long() -> None:
 
 
 def test_help_loads_no_torch() -> None:
-    code = ("import runpy, sys\nsys.argv = ['lab4', '--help']\ntry:\n    runpy.run_module('lab4', run_name='__main__')\n"
-            "except SystemExit:\n    pass\nprint('TORCH' if 'torch' in sys.modules else 'NO-TORCH')")
+    code = ("import runpy, sys\nsys.argv = ['lab4', '--help']\n"
+            "try:\n    runpy.run_module('lab4', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+            "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                           cwd=PACKAGE.parent)
     assert done.returncode == 0, done.stderr

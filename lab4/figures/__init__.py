@@ -14,11 +14,11 @@ strategies), style (what they share). The tables they draw are computed in lab4.
 from lab4.figures.comparisons import fig_table, fig_training_strategies, fig_z_strategies
 from lab4.figures.rollouts import (default_steps, fig_frame_strip, fig_psnr_heatmap, fig_psnr_per_frame,
                                    fig_val_psnr_epochs)
-from lab4.figures.style import BASELINE_LABEL, BASELINE_STYLE, LEGEND_INSIDE_MAX
+from lab4.figures.style import BASELINE_LABEL, BASELINE_STYLE, LEGEND_INSIDE_MAX, empty_figure
 from lab4.figures.training import fig_kl_annealing, fig_run_curves, fig_teacher_forcing, fig_time_to_quality
 from lab4.tables import TABLE_COLUMNS, fractional_epoch, results_table, time_to_quality
 
-__all__ = ["BASELINE_LABEL", "BASELINE_STYLE", "LEGEND_INSIDE_MAX", "TABLE_COLUMNS", "default_steps",
+__all__ = ["BASELINE_LABEL", "BASELINE_STYLE", "LEGEND_INSIDE_MAX", "TABLE_COLUMNS", "default_steps", "empty_figure",
            "fig_frame_strip", "fig_kl_annealing", "fig_psnr_heatmap", "fig_psnr_per_frame", "fig_run_curves",
            "fig_table", "fig_teacher_forcing", "fig_time_to_quality", "fig_training_strategies",
            "fig_val_psnr_epochs", "fig_z_strategies", "fractional_epoch", "results_table", "time_to_quality"]

@@ -10,7 +10,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from lab4.stats import summarise
-from lab4.figures.style import BASELINE_LABEL, BASELINE_STYLE, _colors, _empty, _label
+from lab4.figures.style import BASELINE_LABEL, BASELINE_STYLE, _colors, empty_figure, _label
 from lab4.tables import TABLE_COLUMNS
 
 
@@ -34,7 +34,7 @@ def fig_table(table: pd.DataFrame, title: str | None = None, note: str | None = 
 
     title = title or "Results"
     if table.empty:
-        return _empty(title, "no results")
+        return empty_figure(title, "no results")
     shown = [c for c in table.columns if not (c.endswith("_std") and c[:-4] in table.columns)]
     headers = [TABLE_COLUMNS.get(c, c) for c in shown]
     cells = [[_cell_text(row, col, wrap) for col in shown] for _, row in table.iterrows()]
@@ -82,7 +82,7 @@ def fig_training_strategies(per_seed: pd.DataFrame, reference: str, labels: Mapp
     baseline_psnr, and val_ssim_mean / baseline_ssim_mean when logged)."""
     title = title or "Training strategies: final validation PSNR over seeds"
     if per_seed.empty or "final_val_psnr" not in per_seed or per_seed["final_val_psnr"].isna().all():
-        return _empty(title, "no finished strategy run with a validation")
+        return empty_figure(title, "no finished strategy run with a validation")
     metrics = [("final_val_psnr", "baseline_psnr", "final val PSNR (dB)")]
     if "val_ssim_mean" in per_seed and per_seed["val_ssim_mean"].notna().any():
         metrics.append(("val_ssim_mean", "baseline_ssim_mean", "final val SSIM"))
@@ -131,7 +131,7 @@ def fig_z_strategies(per_frame: pd.DataFrame, title: str | None = None) -> Figur
     ssim, baseline_ssim)."""
     title = title or "z at generation: strategies compared on one model"
     if per_frame.empty:
-        return _empty(title, "no z-strategy rollout to show")
+        return empty_figure(title, "no z-strategy rollout to show")
     from lab4.rollout import ORACLE_Z_MODES
 
     names = list(dict.fromkeys(per_frame["strategy"]))

@@ -12,7 +12,7 @@ from matplotlib.ticker import MaxNLocator
 
 from lab4.scrubber import difference_image
 from lab4.stats import summarise
-from lab4.figures.style import (BASELINE_LABEL, BASELINE_STYLE, LEGEND_INSIDE_MAX, _colors, _empty, _epoch_axis,
+from lab4.figures.style import (BASELINE_LABEL, BASELINE_STYLE, LEGEND_INSIDE_MAX, _colors, empty_figure, _epoch_axis,
                                 _mean_band, _run_legend, _seed_label, _stacked_metrics)
 
 
@@ -23,7 +23,7 @@ def fig_psnr_per_frame(frames: pd.DataFrame, labels: Mapping[str, str] | None = 
     several), and the repeat-first-frame baseline on the same frames."""
     title = title or "PSNR per frame of the validation rollout"
     if frames.empty:
-        return _empty(title, "no validation rollout to show")
+        return empty_figure(title, "no validation rollout to show")
     key = group if group in frames else "run"
     names = list(dict.fromkeys(frames[key]))
     colors = _colors(names)
@@ -60,7 +60,7 @@ def fig_val_psnr_epochs(epochs: pd.DataFrame, labels: Mapping[str, str] | None =
     title = title or "Validation PSNR per epoch"
     val = epochs.dropna(subset=["val_psnr"]) if "val_psnr" in epochs else epochs.iloc[:0]
     if val.empty:
-        return _empty(title, "no validation has run")
+        return empty_figure(title, "no validation has run")
     key = group if group in val else "run"
     names = list(dict.fromkeys(val[key]))
     colors = _colors(names)
@@ -86,7 +86,7 @@ def fig_psnr_heatmap(frames: pd.DataFrame, run: str | None = None, title: str | 
     df = frames[frames["run"] == run] if run is not None and "run" in frames else frames
     title = title or f"PSNR per frame over epochs{f': {run}' if run else ''}"
     if df.empty:
-        return _empty(title, "no validations to show")
+        return empty_figure(title, "no validations to show")
     grid = df.pivot_table(index="epoch", columns="frame", values="psnr", aggfunc="mean").sort_index()
     fig = Figure(figsize=(11, 1.6 + 0.32 * len(grid)), layout="constrained")
     ax = fig.add_subplot()
@@ -123,7 +123,7 @@ def fig_frame_strip(labels: np.ndarray, truth: np.ndarray, prediction: np.ndarra
     steps = list(steps) if steps is not None else default_steps(len(truth))
     title = title or "Pose, ground truth, prediction and error at chosen frames"
     if not steps:
-        return _empty(title, "the rollout has no predicted frames")
+        return empty_figure(title, "the rollout has no predicted frames")
     rows = [("pose label", labels), ("ground truth", truth), ("prediction", prediction)]
     height, width = truth.shape[-2:]
     fig = Figure(figsize=(1.9 * len(steps) + 0.9, 4 * 1.9 * height / width + 1.0), layout="constrained")

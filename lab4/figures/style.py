@@ -34,7 +34,7 @@ def _runs(df: pd.DataFrame, runs: Sequence[str] | None) -> list[str]:
     return list(dict.fromkeys(df["run"])) if not df.empty and "run" in df else []
 
 
-def _empty(title: str, message: str) -> Figure:
+def empty_figure(title: str, message: str) -> Figure:
     fig = Figure(figsize=(6, 2.5), layout="constrained")
     ax = fig.add_subplot()
     ax.axis("off")

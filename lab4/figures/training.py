@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from lab4.figures.style import (BASELINE_LABEL, BASELINE_STYLE, LEGEND_INSIDE_MAX, _colors, _empty, _epoch_axis,
+from lab4.figures.style import (BASELINE_LABEL, BASELINE_STYLE, LEGEND_INSIDE_MAX, _colors, empty_figure, _epoch_axis,
                                 _label, _run_legend, _runs, _scale)
 from lab4.tables import fractional_epoch, time_to_quality
 
@@ -27,7 +27,7 @@ def fig_teacher_forcing(epochs: pd.DataFrame, runs: Sequence[str] | None = None,
     names = _runs(epochs, runs)
     title = title or "Teacher-forcing ratio and training loss over epochs"
     if not names:
-        return _empty(title, "no teacher-forcing runs to show")
+        return empty_figure(title, "no teacher-forcing runs to show")
     cols = min(3, len(names))
     rows = int(np.ceil(len(names) / cols))
     fig = Figure(figsize=(4.6 * cols, 3.4 * rows), layout="constrained")
@@ -72,7 +72,7 @@ def fig_kl_annealing(epochs: pd.DataFrame, iters: pd.DataFrame, runs: Sequence[s
     names = _runs(epochs, runs)
     title = title or "KL annealing: loss curves and beta schedules"
     if not names:
-        return _empty(title, "no KL-annealing runs to show")
+        return empty_figure(title, "no KL-annealing runs to show")
     colors = _colors(names)
     fig = Figure(figsize=(11, 6.5 + 0.9 * len(names)), layout="constrained")
     grid = fig.add_gridspec(2 + len(names), 2, height_ratios=[3, 3] + [1] * len(names))
@@ -126,7 +126,7 @@ def fig_time_to_quality(epochs: pd.DataFrame, labels: Mapping[str, str] | None =
     title = title or "Validation PSNR against training time"
     points = time_to_quality(epochs)
     if points.empty:
-        return _empty(title, "no validation has run")
+        return empty_figure(title, "no validation has run")
     names = list(dict.fromkeys(points["run"]))
     colors = _colors(names)
     fig = Figure(figsize=(9, 4.4), layout="constrained")
@@ -152,7 +152,7 @@ def fig_run_curves(epochs: pd.DataFrame, iters: pd.DataFrame, title: str | None 
     """One run: loss, MSE and KL; beta and teacher forcing; val PSNR with the baseline."""
     title = title or "Training curves"
     if epochs.empty:
-        return _empty(title, "no epochs logged yet")
+        return empty_figure(title, "no epochs logged yet")
     fig = Figure(figsize=(13, 3.6), layout="constrained")
     loss, sched, psnr = fig.subplots(1, 3)
     if not iters.empty:

@@ -214,7 +214,8 @@ def cmd_gpucheck(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("gpucheck", help=LAZY_COMMANDS["gpucheck"][1], description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser("gpucheck", help=LAZY_COMMANDS["gpucheck"][1], description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="runs/gpucheck", help="folder for results.json, results.md, logs/ "
                                                          "(default runs/gpucheck)")
     p.add_argument("--work", help="folder for the sections' training runs (default OUT/work)")

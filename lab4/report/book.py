@@ -232,7 +232,7 @@ class ReportBook:
         run = run or self.best_run()
         rollout = self.sweep.run(run).rollout
         if rollout is None:
-            fig = figures._empty("5. Frames", f"{run}: no validation rollout saved")
+            fig = figures.empty_figure("5. Frames", f"{run}: no validation rollout saved")
         else:
             fig = figures.fig_frame_strip(rollout.labels, rollout.truth, rollout.prediction, rollout.psnr,
                                           steps=steps or None, gain=gain,
