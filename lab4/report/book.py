@@ -310,8 +310,15 @@ class ReportBook:
         from lab4 import zsampling
 
         run = run or self.best_run()
-        per_frame = zsampling.val_strategies(self.sweep.root / run, samples=samples)
-        fig = figures.fig_z_strategies(per_frame, title=f"8. z at generation: {self.labels.get(run, run)}")
+        title = f"8. z at generation: {self.labels.get(run, run)}"
+        try:
+            per_frame = zsampling.val_strategies(self.sweep.root / run, samples=samples)
+        except FileNotFoundError as missing:  # records kept without weights (a fresh clone's committed runs)
+            fig = figures.empty_figure(title, f"{run}: no saved table and no checkpoint to compute it ({missing})")
+            return self.add("fig8_z_strategies", fig, f"Run {run} has neither RUN/strategies/ tables nor a "
+                            "checkpoint here: train it (or run `python -m lab4 strategies RUN`) for this figure. "
+                            + self.what_ran([run]))
+        fig = figures.fig_z_strategies(per_frame, title=title)
         caption = (f"Run {run}'s best checkpoint (by val PSNR) rolled out with each way of choosing z: one prior "
                    "sample per step (prior), the prior mean (zero), the average of "
                    f"{samples} decoded samples (mean), and best-of-{samples} against the ground truth (ORACLE: it picks each "
