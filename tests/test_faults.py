@@ -382,7 +382,10 @@ time.sleep(120)
 """
 
 SWEEP_DRIVER = """
-import sys
+import signal, sys
+# A shell starts background jobs with SIGINT ignored, and Python then keeps it ignored: restore
+# what a terminal's Ctrl-C meets, whatever started this test.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from lab4 import cli
 from lab4.sweep import runner
 runner.WORKER_COMMAND = [sys.executable, sys.argv[1]]
