@@ -98,9 +98,8 @@ def epoch_clips(cfg: Config, sampler: lab4_data.ClipSampler, epoch: int, world: 
     return sampler.clips(epoch, cfg.seed, epoch_fraction(cfg, epoch))
 
 
-def describe_budget(cfg: Config, sampler: lab4_data.ClipSampler, world: int = 1) -> str:
-    """The run's budget in one line, as `train` prints it before the first step."""
-    updates = sum(batches_in_epoch(cfg, sampler, e, world) for e in range(cfg.num_epoch))
+def describe_budget(cfg: Config, sampler: lab4_data.ClipSampler, updates: int, world: int = 1) -> str:
+    """The run's budget of `updates` in one line, as `train` prints it before the first step."""
     per = f"batch {cfg.batch_size} of {cfg.train_vi_len}-frame clips"
     if cfg.max_iters:
         how = f"{cfg.max_iters} updates (the profile's budget), in {cfg.num_epoch} epochs"
@@ -182,7 +181,7 @@ def _train_locked(cfg: Config, paths: RunPaths, resume: bool, progress: bool, de
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     total_iters = sum(batches_in_epoch(cfg, sampler, e, ranks.world) for e in range(cfg.num_epoch))
     if progress:
-        print(describe_budget(cfg, sampler, ranks.world), flush=True)
+        print(describe_budget(cfg, sampler, total_iters, ranks.world), flush=True)
 
     start_epoch, global_step, best_psnr, best_epoch = 0, 0, -math.inf, None
     history: dict[str, list[dict[str, Any]]] = {"epochs": [], "iters": [], "val": []}

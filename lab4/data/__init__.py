@@ -25,7 +25,8 @@ from __future__ import annotations
 
 from lab4.data.clips import CLIP_MODES, ClipSampler, dataset_style, gather_frames, train_video_lengths
 from lab4.data.layout import (ALL_SPLITS, FRAME_H, FRAME_W, SYNTH_MANIFEST, TRAIN_VAL_SPLITS, DataLayoutError,
-                              check_layout, frame_number, list_pngs, sequence_folders, split_files)  # fmt: skip
+                              check_layout, frame_number, list_pngs, read_synth_manifest, sequence_folders,
+                              split_files)  # fmt: skip
 from lab4.data.load import (CACHE_DIR_NAME, CACHE_FORMAT_VERSION, TestSet, VideoSplit, clear_memory_cache,
                             decode_png, decode_pngs, fingerprint, load_frame_folders, load_split, load_test)  # fmt: skip
 
@@ -43,6 +44,7 @@ __all__ = [
     "TestSet",
     "VideoSplit",
     "check_layout",
+    "read_synth_manifest",
     "clear_memory_cache",
     "dataset_style",
     "decode_png",

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from lab4.config import CHOICES
-from lab4.data.layout import SYNTH_MANIFEST
+from lab4.data.layout import read_synth_manifest
 from lab4.data.load import VideoSplit
 
 CLIP_MODES = CHOICES["clip_mode"]
@@ -21,10 +20,7 @@ def train_video_lengths(root: Path, num_frames: int) -> list[int]:
     The synthetic data's manifest records them; the real data's train split is footage of one
     dancer in one studio and counts as one video (as the template's chunks treat it).
     """
-    try:
-        lengths = json.loads((Path(root) / SYNTH_MANIFEST).read_text())["train_video_lengths"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return [num_frames]
+    lengths = (read_synth_manifest(root) or {}).get("train_video_lengths")
     if not isinstance(lengths, list) or sum(lengths) != num_frames or min(lengths, default=0) < 1:
         return [num_frames]
     return [int(n) for n in lengths]
@@ -33,13 +29,8 @@ def train_video_lengths(root: Path, num_frames: int) -> list[int]:
 def dataset_style(root: Path) -> str:
     """What a dataset is, for captions: "studio" or "variety" synthetic data (a manifest written
     before styles existed is variety data), else "not synthetic" (the real data, or another)."""
-    try:
-        manifest = json.loads((Path(root) / SYNTH_MANIFEST).read_text())
-    except (OSError, ValueError):
-        return "not synthetic"
-    if not isinstance(manifest, dict):
-        return "not synthetic"
-    return str(manifest.get("style", "variety"))
+    manifest = read_synth_manifest(root)
+    return str(manifest.get("style", "variety")) if manifest else "not synthetic"
 
 
 class ClipSampler:

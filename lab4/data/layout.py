@@ -3,6 +3,7 @@ test sequences pair up. Cheap: directory listings only, nothing is decoded."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Sequence
@@ -16,6 +17,19 @@ TRAIN_VAL_SPLITS = ("train", "val")
 ALL_SPLITS = ("train", "val", "test")
 # The manifest lab4.synth writes beside the splits; among other things it knows where each training video ends.
 SYNTH_MANIFEST = "lab4_synth.json"
+
+
+def read_synth_manifest(root: Path) -> dict | None:
+    """The synthetic data's manifest: None where there is none (the real data), {} where it cannot
+    be read as a JSON object."""
+    path = Path(root) / SYNTH_MANIFEST
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 _LAYOUT_HINT = "(see data/README.md)"
 _PREVIEW_NAMES = 5

@@ -13,6 +13,7 @@ from pathlib import Path
 from PIL import Image
 
 from lab4.data import SYNTH_MANIFEST as MANIFEST_NAME  # the loader reads the training videos' lengths from it
+from lab4.data import read_synth_manifest
 from lab4.synth.sizes import (DEFAULT_SIZE, DEFAULT_STYLE, FPS, FRAME_H, FRAME_W, SizeSpec, check_style, describe,
                               size_spec)  # fmt: skip
 from lab4.synth.video import plan_video
@@ -114,17 +115,6 @@ def _manifest(spec: SizeSpec, seed: int, style: str) -> dict:
     }
 
 
-def _read_manifest(root: Path) -> dict | None:
-    path = root / MANIFEST_NAME
-    if not path.exists():
-        return None
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def _same_dataset(manifest: dict, spec: SizeSpec, seed: int, style: str) -> bool:
     # A manifest without a style was written before there were styles: it is `variety` data.
     return (manifest.get("generator") == "lab4.synth" and manifest.get("version") == GENERATOR_VERSION
@@ -208,7 +198,7 @@ def generate_dataset(
     if seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed}")
     root = Path(root)
-    manifest = _read_manifest(root)
+    manifest = read_synth_manifest(root)
     interrupted = (root / PARTIAL_MARKER).exists()
     if manifest is not None and _same_dataset(manifest, spec, seed, style):
         if _is_complete(root, spec):
