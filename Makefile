@@ -50,8 +50,9 @@ test: setup
 data: setup
 	$(PY) -m lab4 data
 
+# A second `make train` continues an interrupted run, or keeps a finished one (lab4/run.py: EXISTING_MODES).
 train: data
-	$(RUN_PY) -m lab4 train --profile $(PROFILE) --run-dir $(RUN) $(if $(wildcard $(RUN)/checkpoints/last.pt),--resume,)
+	$(RUN_PY) -m lab4 train --profile $(PROFILE) --run-dir $(RUN) --existing resume
 
 predict: setup
 	$(RUN_PY) -m lab4 predict $(RUN)

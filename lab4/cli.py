@@ -10,15 +10,15 @@ import sys
 from pathlib import Path
 
 from lab4.commands import LAZY_COMMANDS
-from lab4.config import CHOICES, PROFILES, make_config, parse_overrides
+from lab4.config import CHOICES, DEFAULT_PROFILE, PROFILES, make_config, parse_overrides
 from lab4.io import DISK_ERRNOS, describe_os_error
+from lab4.run import EXISTING_MODES
 
 # `python -m lab4 --help` and the light commands load no torch (a few seconds each time): each
 # cmd_* below imports its command's module when it runs, the one place in lab4 where imports sit
 # inside functions for that reason, and the commands of heavy modules (LAZY_COMMANDS) are parsed by
 # their module's own parser, loaded only when that command runs.
 DEFAULT_DATA_ROOTS = {"small": "data/synthetic", "tiny": "data/tiny", "lab": "data/synthetic_lab"}
-DEFAULT_PROFILE = "quick"
 
 
 def shown(path: str) -> str:
@@ -69,16 +69,22 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from lab4.rundir import resume_config
+    from lab4.rundir import Start, how_to_start, resume_config
     from lab4.train import train
 
     run_dir = Path(args.run_dir or f"runs/{args.profile or DEFAULT_PROFILE}")
     if args.resume:
         # The run's own config; --set, --data and --profile are checked against it, never dropped.
         cfg = resume_config(run_dir, args.profile, parse_overrides(args.set or []), args.data)
+        start = Start(resume=True)
     else:
         cfg = build_config(args)
-    result = train(cfg, run_dir, resume=args.resume, force=args.force, progress=not args.quiet)
+        start = how_to_start(run_dir, cfg, args.existing)
+    if start.keep:
+        print(f"{shown(str(run_dir))}: training already finished with these settings; kept as it is "
+              f"(--force trains again; `python -m lab4 predict {shown(str(run_dir))}` writes the submission)")
+        return 0
+    result = train(cfg, run_dir, resume=start.resume, force=start.force, progress=not args.quiet)
     if not result.epochs:  # a rank other than 0 of a distributed run: rank 0 reports
         return 0
     last = result.last
@@ -92,7 +98,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from lab4.predict import predict_test
-    from lab4.submission import format_score_table
+    from lab4.scoring import format_score_table
 
     result = predict_test(Path(args.run_dir), which=args.checkpoint, z_mode=args.z, samples=args.samples,
                           data_root=args.data, out_dir=Path(args.out) if args.out else None, gifs=not args.no_gif)
@@ -107,7 +113,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_score(args: argparse.Namespace) -> int:
     from lab4.data import load_frame_folders
-    from lab4.submission import format_score_table, score_submission
+    from lab4.scoring import format_score_table, score_submission
 
     truth_dir = Path(args.truth)
     if (truth_dir / "test" / "test_gt").is_dir():  # a dataset root was given
@@ -163,10 +169,16 @@ def parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         if name == "train":
             p.add_argument("--run-dir", help="run folder (default runs/<profile>)")
-            p.add_argument("--resume", action="store_true",
-                           help="continue the run in --run-dir from last.pt, with its own config (--data: its data "
-                                "moved, checked to be the same layout and counts)")
-            p.add_argument("--force", action="store_true", help="start over in a run folder that holds a run")
+            existing = p.add_mutually_exclusive_group()
+            existing.add_argument("--resume", action="store_true",
+                                  help="continue the run in --run-dir from last.pt, with its own config (--data: its "
+                                       "data moved, checked to be the same layout and counts)")
+            existing.add_argument("--force", dest="existing", action="store_const", const="restart", default="error",
+                                  help="start over in a run folder that holds a run (--existing restart)")
+            existing.add_argument("--existing", choices=EXISTING_MODES, default="error",
+                                  help="when --run-dir holds a run: error (default) refuse; resume: keep it if it "
+                                       "finished with these settings, continue it if interrupted, refuse other "
+                                       "settings (as the training notebook and `make train` do); restart: start over")
             p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
 
     p = sub.add_parser("predict", help="roll out the test sequences and write submission.csv")

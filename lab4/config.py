@@ -264,7 +264,11 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
     return overrides
 
 
-def make_config(profile: str = "lab", overrides: dict[str, Any] | None = None) -> Config:
+# The profile a run uses when none is named (the CLI, the training notebook, make_config).
+DEFAULT_PROFILE = "quick"
+
+
+def make_config(profile: str = DEFAULT_PROFILE, overrides: dict[str, Any] | None = None) -> Config:
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; expected one of {', '.join(PROFILES)}")
     values = {**Config().to_dict(), **PROFILES[profile], **(overrides or {})}

@@ -19,46 +19,26 @@ from lab4.config import Config
 from lab4.knobs import NOTEBOOK_KNOBS, build_config, describe_ablation, describe_config  # noqa: F401
 from lab4.predict import predict_test
 from lab4.results import RunData
-from lab4.rundir import folder_state
+from lab4.rundir import how_to_start
 from lab4.workspace import display_path, resolve, workspace_root  # noqa: F401
 
-EXISTING_MODES = ("resume", "restart", "error")
-
-
 def run_training(cfg: Config, run_dir: str | os.PathLike, existing: str = "resume", progress: bool = True) -> RunData:
-    """Train `cfg` into run_dir and return the run folder's data.
-
-    existing: what to do when run_dir already holds a run:
-      "resume"  (default) a finished run with the same config is kept as it is, an
-                interrupted one continues from its last checkpoint; a run with another
-                config is an error (nothing is overwritten by accident);
-      "restart" start over;
-      "error"   refuse.
-    """
-    if existing not in EXISTING_MODES:
-        raise ValueError(f"existing={existing!r}: expected one of {', '.join(EXISTING_MODES)}")
-    run = RunData(Path(run_dir))
-    paths = run.paths
-    resume = force = False
-    if existing == "restart":
-        force = True
-    elif existing == "resume":
-        state = folder_state(paths.root, cfg)
-        if state.kind == "changed":
-            raise ValueError(f"{paths.root} holds a run with other settings ({state.detail}); choose another run "
-                             "name, or set existing='restart' to start it over")
-        if state.kind == "finished":
-            if progress:
-                print(f"{display_path(paths.root)}: training already finished; using it as it is "
-                      "(existing='restart' trains again)")
-            return RunData(paths.root)
-        resume = state.kind == "resume"
-        force = not resume  # "new": whatever the folder holds is no run (e.g. only this notebook)
+    """Train `cfg` into run_dir and return the run folder's data. existing: what to do when run_dir
+    already holds a run (lab4.rundir.EXISTING_MODES): "resume" (default) keeps a finished run of the
+    same config as it is, continues an interrupted one and refuses a run of other settings;
+    "restart" starts over; "error" refuses."""
+    root = Path(run_dir)
+    start = how_to_start(root, cfg, existing)
+    if start.keep:
+        if progress:
+            print(f"{display_path(root)}: training already finished; using it as it is "
+                  "(existing='restart' trains again)")
+        return RunData(root)
     if progress:
-        print(("resuming" if resume else "training") + f" {display_path(paths.root)}: {describe_config(cfg)}",
+        print(("resuming" if start.resume else "training") + f" {display_path(root)}: {describe_config(cfg)}",
               flush=True)
-    lab4.train.train(cfg, paths.root, resume=resume, force=force, progress=progress)
-    return RunData(paths.root)
+    lab4.train.train(cfg, root, resume=start.resume, force=start.force, progress=progress)
+    return RunData(root)
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lab4.config import Config, make_config
+from lab4.config import DEFAULT_PROFILE, Config, make_config
 from lab4.workspace import display_path, resolve
 
 # The knobs the training notebook's parameters cell names one by one (None there means
@@ -17,7 +17,7 @@ NOTEBOOK_KNOBS = (
 )
 
 
-def build_config(profile: str = "quick", data_root: str | None = None, overrides: dict[str, Any] | None = None,
+def build_config(profile: str = DEFAULT_PROFILE, data_root: str | None = None, overrides: dict[str, Any] | None = None,
                  **knobs: Any) -> Config:
     """The run's config: the profile, then `overrides`, then every knob that is not None.
 

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from lab4 import data as lab4_data
-from lab4 import submission
+from lab4 import scoring, submission
 from lab4.checkpoint import RunStateError, checkpoint_for, load_checkpoint
 from lab4.config import Config
 from lab4.device import autocast_dtype, resolve_device, to_float_images
@@ -26,8 +26,8 @@ from lab4.train import build_model
 class Prediction:
     out_dir: Path
     frames: np.ndarray                    # uint8 (S, T, 3, H, W)
-    score: submission.Score | None        # when the data has test ground truth
-    baseline: submission.Score | None     # repeat-first-frame, on the same truth
+    score: scoring.Score | None           # when the data has test ground truth
+    baseline: scoring.Score | None        # repeat-first-frame, on the same truth
     scored_frames: range                  # Kaggle's 1..600, fewer for short synthetic sequences
 
 
@@ -77,11 +77,11 @@ def predict_test(run_dir: Path, which: str = "best", z_mode: str | None = None, 
             write_gif(out / f"seq_{seq}.gif", side_by_side(panels))
 
     score = baseline = None
-    scored = submission.scored_frames_for(frames.shape[1])
+    scored = scoring.scored_frames_for(frames.shape[1])
     if test.truth is not None:
-        score = submission.score(frames, test.truth, scored)
-        baseline = submission.score(submission.baseline_predictions(test.truth[:, 0], test.truth.shape[1]),
-                                    test.truth, scored)
+        score = scoring.score(frames, test.truth, scored)
+        baseline = scoring.score(scoring.baseline_predictions(test.truth[:, 0], test.truth.shape[1]),
+                                 test.truth, scored)
         atomic_write_text(out / "score.json", strict_json(
             {"z_mode": z_mode, "checkpoint": which, "data": str(root),
              "scored_frames": [scored.start, scored.stop - 1],

@@ -24,7 +24,8 @@ import torch
 
 from lab4.config import CHOICES
 from lab4.device import autocast
-from lab4.model import VideoCVAE, flatten_steps, reparameterize
+from lab4.layers import flatten_steps
+from lab4.model import VideoCVAE, reparameterize
 
 # Label features for a 630-step rollout of the full-size model take ~160 MB per
 # sequence; encoding them this many steps at a time bounds the memory.

@@ -45,6 +45,15 @@ EPOCH_COLUMNS = ["epoch", "lr", "tfr", "teacher_forced", "beta", "train_loss", "
 ITER_COLUMNS = ["epoch", "iteration", "loss", "mse", "kl", "beta", "teacher_forced"]
 VAL_COLUMNS = ["epoch", "frame", "psnr", "baseline_psnr", "ssim", "baseline_ssim"]
 
+# What a start does with a folder that already holds a run (the training notebook's
+# `existing`, `train --existing`; lab4.rundir.how_to_start applies it):
+#   "resume"  keep a finished run of the same config as it is, continue an interrupted one, refuse a run
+#             of other settings (nothing is overwritten by accident);
+#   "restart" start over;
+#   "error"   refuse any folder that holds a run.
+EXISTING_MODES = ("resume", "restart", "error")
+
+
 # A sweep's folder (lab4.sweep writes it, lab4.results reads it): runs/<sweep>/ holds one run
 # folder per run of its plan, and these files.
 SWEEP_FILE = "sweep.json"          # runs/<sweep>/: the plan and how it was run, written when the sweep starts

@@ -1,8 +1,10 @@
-"""The rules of a run folder (its layout is lab4.run's): what a folder holds compared with a
-config (new, an interrupted run to resume, a finished one, a run of other settings), the checks
-`train` makes before its first step and what it does to the folder then, the config `train
---resume` continues with, and the folder's lock. The trainer (lab4.train), the notebook's
-`run_training` (lab4.experiment) and the CLI go through these functions."""
+"""The rules of a run folder (its layout is lab4.run's), in one place: whether a saved run is
+the run a config would make (`run_differences`), what a folder holds compared with a config (new,
+an interrupted run to resume, a finished one, a run of other settings: `folder_state`), what a
+start does with it (`how_to_start`, the `existing` modes), the checks `train` makes before its
+first step and what it does to the folder then, the config `train --resume` continues with, and
+the folder's lock. The trainer (lab4.train), the notebook's `run_training` (lab4.experiment),
+the CLI (and so `make train`) and the sweep go through these functions."""
 
 from __future__ import annotations
 
@@ -17,8 +19,8 @@ from lab4 import data as lab4_data
 from lab4.checkpoint import committed, finished, restore
 from lab4.config import Config, config_changes, from_dict, make_config
 from lab4.io import FolderLock, remove_stale_temps
-from lab4.run import RunPaths
-
+from lab4.run import EXISTING_MODES, RunPaths
+from lab4.workspace import resolve
 
 class RunExists(FileExistsError):
     pass
@@ -33,20 +35,85 @@ class FolderState:
     detail: str = ""  # for "changed": the fields that differ ("field: saved X, now Y")
 
 
-def folder_state(run_dir: Path, cfg: Config) -> FolderState:
-    """The one rule for a run folder (data_root aside, which a resume may move): the run's own
-    commit is the reference, config.json where no epoch has finished yet."""
-    paths = RunPaths(Path(run_dir))
-    if not paths.config.is_file():
-        return FolderState("new")  # a folder with no config.json holds no run (e.g. only a notebook)
-    state = committed(paths)
-    saved = state["config"] if state is not None else Config.load(paths.config).to_dict()
+@dataclass(frozen=True)
+class Start:
+    """How `train` starts in a folder: go on from its last commit (resume), clear what a run left
+    there (force), or neither; keep: the folder holds this run finished, so there is nothing to do."""
+
+    resume: bool = False
+    force: bool = False
+    keep: bool = False
+
+
+def run_differences(saved: dict[str, Any], cfg: Config, recorded_root: str | None = None) -> str:
+    """'field: saved X, now Y' for every field where a saved run's config differs from `cfg`; empty
+    when `cfg` would make that run. The data is the same when its absolute path is, or when the run
+    recorded it relative to its project (`recorded_root`, e.g. data/synthetic) and that path in this
+    project is cfg's: a run finished in a checkout at another path, on the dataset inside it."""
     detail = config_differences(saved, cfg)
+    then, now = saved.get("data_root"), absolute(cfg.data_root)
+    if isinstance(then, str) and absolute(then) != now:
+        moved_checkout = isinstance(recorded_root, str) and not Path(recorded_root).is_absolute() \
+            and resolve(recorded_root) == Path(now)
+        if not moved_checkout:
+            detail = ", ".join(filter(None, [detail, f"data_root: saved {then!r}, now {now!r}"]))
+    return detail
+
+
+def saved_config(paths: RunPaths) -> dict[str, Any] | None:
+    """The config of the run in a folder: its last commit's (last.pt), with config.json's data_root,
+    which follows the data when a resume moved it, before the next commit does; config.json where
+    no epoch has finished yet; None where there is neither (the folder holds no run)."""
+    state = committed(paths)
+    try:
+        on_disk = json.loads(paths.config.read_text()) if paths.config.is_file() else None
+    except ValueError as exc:
+        raise ValueError(f"{paths.config}: not JSON ({exc})") from None
+    if state is None:
+        if on_disk is not None and not isinstance(on_disk, dict):
+            raise ValueError(f"{paths.config}: expected a JSON object of config fields")
+        return on_disk
+    saved = dict(state["config"])
+    if isinstance(on_disk, dict) and on_disk.get("data_root"):
+        saved["data_root"] = on_disk["data_root"]
+    return saved
+
+
+def folder_state(run_dir: Path, cfg: Config) -> FolderState:
+    """The one rule for a run folder: the run's own config (`saved_config`) against `cfg`, and
+    whether the run finished (lab4.run's rule) or can go on from its last commit."""
+    paths = RunPaths(Path(run_dir))
+    try:
+        saved = saved_config(paths)
+    except ValueError as exc:
+        return FolderState("changed", str(exc))
+    if saved is None:
+        return FolderState("new")
+    detail = run_differences(saved, cfg)
     if detail:
         return FolderState("changed", detail)
     if finished(paths):
         return FolderState("finished")
     return FolderState("resume" if paths.last.is_file() else "new")
+
+
+def how_to_start(run_dir: Path, cfg: Config, existing: str) -> Start:
+    """What a start in `existing` mode (see EXISTING_MODES) does with run_dir; raises when it refuses."""
+    if existing not in EXISTING_MODES:
+        raise ValueError(f"existing={existing!r}: expected one of {', '.join(EXISTING_MODES)}")
+    if existing == "restart":
+        return Start(force=True)
+    if existing == "error":
+        return Start()  # prepare_run_dir refuses a folder that holds a run
+    state = folder_state(run_dir, cfg)
+    if state.kind == "changed":
+        raise ValueError(f"{run_dir} holds a run with other settings ({state.detail}); choose another run "
+                         "folder, or start it over (existing='restart', train --force)")
+    if state.kind == "finished":
+        return Start(keep=True)
+    if state.kind == "resume":
+        return Start(resume=True)
+    return Start(force=True)  # "new": whatever the folder holds is no run
 
 
 def prepare_run_dir(run_dir: Path, cfg: Config, resume: bool, force: bool, write: bool = True) -> RunPaths:
@@ -152,16 +219,8 @@ def resume_config(run_dir: Path, profile: str | None = None, overrides: dict[str
     and `data_root` replacing the run's data (checked when the run starts). With a profile, that
     profile's config must be the run's."""
     paths = RunPaths(Path(run_dir))
-    state = committed(paths)
-    on_disk = json.loads(paths.config.read_text()) if paths.config.is_file() else None
-    if state is not None:
-        saved = dict(state["config"])
-        if isinstance(on_disk, dict) and on_disk.get("data_root"):
-            # config.json follows the data when a resume moved it, before the next commit does.
-            saved["data_root"] = on_disk["data_root"]
-    elif isinstance(on_disk, dict):
-        saved = on_disk
-    else:
+    saved = saved_config(paths)
+    if saved is None:
         raise FileNotFoundError(f"--resume: {paths.last} not found; nothing to resume in {paths.root}")
     saved["data_root"] = absolute(saved["data_root"])
     if profile is not None:

@@ -16,7 +16,8 @@ import torch.nn.functional as F
 
 from lab4.config import CHOICES
 from lab4.device import autocast
-from lab4.model import VideoCVAE, flatten_steps, kl_between_gaussians, kl_to_standard_normal, reparameterize
+from lab4.layers import flatten_steps
+from lab4.model import VideoCVAE, kl_between_gaussians, kl_to_standard_normal, reparameterize
 
 
 # mask_weight's target with mask_target="changed": a pixel has changed when a channel moved by more than this (13/255).

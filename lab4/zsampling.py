@@ -30,7 +30,7 @@ from lab4.metrics import psnr_per_frame, ssim_per_frame
 from lab4.model import VideoCVAE
 from lab4.predict import load_trained
 from lab4.rollout import MULTI_SAMPLE_Z_MODES, ORACLE_Z_MODES, Z_MODES, rollout
-from lab4.submission import scored_frames_for
+from lab4.scoring import scored_frames_for
 
 STRATEGIES = Z_MODES  # prior, zero, mean, best_of
 OUT_DIR = "strategies"  # inside the run folder

@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from lab4.model import (MASK_LOGIT_MAX, ConvFFN, DepthConv, DepthConvBlock, Gaussian_Predictor, Label_Encoder, ResidualBlock,
-                        RGB_Encoder, VideoCVAE, cat_channels, flatten_steps, kl_between_gaussians,
+from lab4.layers import ConvFFN, DepthConv, DepthConvBlock, ResidualBlock, cat_channels, flatten_steps
+from lab4.model import (MASK_LOGIT_MAX, Gaussian_Predictor, Label_Encoder, RGB_Encoder, VideoCVAE, kl_between_gaussians,
                         kl_to_standard_normal, reparameterize)
 from lab4.rollout import rollout
 

@@ -1,4 +1,4 @@
-"""lab4.submission: the Kaggle CSV format, its checks, and the Kaggle-equivalent score."""
+"""lab4.submission and lab4.scoring: the Kaggle CSV format, its checks, and the Kaggle-equivalent score."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from lab4 import scoring
 from lab4 import submission as sub
 from lab4.metrics import ssim_per_frame
 from lab4.submission import SubmissionError
@@ -211,10 +212,10 @@ def test_psnr_by_hand():
     truth = np.zeros((2, 3, 2, 2), np.uint8)
     pred = truth.copy()
     pred[0] += 1  # every pixel off by one: MSE 1
-    psnr = sub.psnr_255(pred, truth)
+    psnr = scoring.psnr_255(pred, truth)
     assert psnr.shape == (2,)
     assert psnr[0] == pytest.approx(10 * math.log10(255**2 / 1))  # 48.13 dB
-    assert psnr[1] == sub.PSNR_CAP_DB == 100.0  # exact frame: capped
+    assert psnr[1] == scoring.PSNR_CAP_DB == 100.0  # exact frame: capped
 
 
 def test_only_frames_1_to_600_are_scored():
@@ -222,7 +223,7 @@ def test_only_frames_1_to_600_are_scored():
     pred = truth + 1
     pred[:, 0] = 255  # the given first frame: not scored
     pred[:, 601:] = 255  # beyond frame 600: not scored
-    result = sub.score(pred, truth)
+    result = scoring.score(pred, truth)
     expected = 10 * math.log10(255**2)
     assert result.overall == pytest.approx(expected)
     assert result.overall == pytest.approx(48.1308036)
@@ -237,7 +238,7 @@ def test_public_and_private_use_the_right_sequences():
     for s, e in enumerate(errors):
         pred[s] += e
     per_sequence = [10 * math.log10(255**2 / e**2) for e in errors]
-    result = sub.score(pred, truth)
+    result = scoring.score(pred, truth)
     assert result.per_sequence == pytest.approx(per_sequence)
     assert result.public == pytest.approx(np.mean(per_sequence[:3]))
     assert result.private == pytest.approx(np.mean(per_sequence[3:]))
@@ -246,27 +247,27 @@ def test_public_and_private_use_the_right_sequences():
 
 def test_fewer_sequences_score_what_is_present():
     truth = _truth(num_sequences=2)
-    result = sub.score(truth + 1, truth)
+    result = scoring.score(truth + 1, truth)
     assert result.public == pytest.approx(48.1308036)
     assert math.isnan(result.private)
-    assert "n/a" in sub.format_score_table(result, result)
+    assert "n/a" in scoring.format_score_table(result, result)
     # 2x2 frames are smaller than SSIM's 11x11 window: no SSIM, and the table says why.
     assert math.isnan(result.ssim_overall) and all(math.isnan(v) for v in result.ssim_per_sequence)
-    assert "SSIM n/a: frames smaller than its 11x11 window" in sub.format_score_table(result, result)
+    assert "SSIM n/a: frames smaller than its 11x11 window" in scoring.format_score_table(result, result)
 
 
 def test_score_rejects_bad_inputs():
     with pytest.raises(SubmissionError, match="ground truth has 600 frames per sequence; scoring needs at least 601"):
-        sub.score(_truth(frames=600), _truth(frames=600))
+        scoring.score(_truth(frames=600), _truth(frames=600))
     with pytest.raises(SubmissionError, match="predictions have dtype float64; expected uint8"):
-        sub.score(np.zeros((5, 630, *TINY_FRAME)), _truth())
+        scoring.score(np.zeros((5, 630, *TINY_FRAME)), _truth())
     with pytest.raises(SubmissionError, match=r"predictions have shape \(5, 601, 3, 2, 2\) but ground truth \(5, 630"):
-        sub.score(_truth(frames=601), _truth())
+        scoring.score(_truth(frames=601), _truth())
 
 
 def test_baseline_repeats_the_first_frame():
     first = np.arange(2 * 12, dtype=np.uint8).reshape(2, *TINY_FRAME)
-    baseline = sub.baseline_predictions(first, num_frames=4)
+    baseline = scoring.baseline_predictions(first, num_frames=4)
     assert baseline.shape == (2, 4, *TINY_FRAME) and baseline.dtype == np.uint8
     for t in range(4):
         np.testing.assert_array_equal(baseline[:, t], first)
@@ -279,12 +280,12 @@ def test_score_submission_scores_model_and_baseline(tmp_path):
     path = tmp_path / "submission.csv"
     sub.write_submission(pred, path)
 
-    model, baseline = sub.score_submission(path, truth)
+    model, baseline = scoring.score_submission(path, truth)
     assert model.overall == pytest.approx(10 * math.log10(255**2 / 4))
     assert baseline.overall == pytest.approx(10 * math.log10(255**2 / 100))
     assert baseline.public == pytest.approx(baseline.private)
 
-    table = sub.format_score_table(model, baseline)
+    table = scoring.format_score_table(model, baseline)
     lines = table.splitlines()
     assert lines[0].split() == ["PSNR", "(dB)", "SSIM"]
     assert lines[1].split() == ["public", "private", "overall"] * 2
@@ -313,15 +314,15 @@ def test_ssim_of_the_truth_is_one_and_of_the_baseline_below_one(tmp_path):
     path = tmp_path / "submission.csv"
     sub.write_submission(truth, path)
 
-    model, baseline = sub.score_submission(path, truth)
+    model, baseline = scoring.score_submission(path, truth)
     assert model.ssim_overall == pytest.approx(1.0, abs=1e-5)
     assert model.ssim_public == pytest.approx(1.0, abs=1e-5) and math.isnan(model.ssim_private)
     assert model.ssim_per_sequence == pytest.approx([1.0, 1.0], abs=1e-5)
     assert baseline.ssim_overall < 0.5
-    expected = _reference_ssim(sub.baseline_predictions(truth[:, 0], 630), truth)
+    expected = _reference_ssim(scoring.baseline_predictions(truth[:, 0], 630), truth)
     assert baseline.ssim_per_sequence == pytest.approx(expected.mean(axis=1), abs=1e-5)
 
-    table = sub.format_score_table(model, baseline)
+    table = scoring.format_score_table(model, baseline)
     assert "SSIM" in table and "1.000" in table.splitlines()[2]
     assert f"{baseline.ssim_overall:.3f}" in table.splitlines()[3]
 
@@ -337,7 +338,7 @@ def test_ssim_covers_frames_1_to_600_and_the_same_sequences_as_psnr():
     unscored[:, 0] = 255 - truth[:, 0]  # the given first frame and frames past 600: not scored
     unscored[:, 601:] = 255 - truth[:, 601:]
 
-    result = sub.score(unscored, truth)
+    result = scoring.score(unscored, truth)
     per_sequence = _reference_ssim(pred, truth).mean(axis=1)
     assert result.ssim_per_sequence == pytest.approx(per_sequence, abs=1e-6)
     assert result.ssim_public == pytest.approx(per_sequence[:3].mean(), abs=1e-6)
@@ -348,7 +349,7 @@ def test_ssim_covers_frames_1_to_600_and_the_same_sequences_as_psnr():
 
 def test_score_submission_checks_the_truth_before_reading(tmp_path):
     with pytest.raises(SubmissionError, match="at least 601"):
-        sub.score_submission(tmp_path / "missing.csv", _truth(frames=10))
+        scoring.score_submission(tmp_path / "missing.csv", _truth(frames=10))
 
 
 def test_strict_json_writes_null_for_nan_so_every_parser_reads_a_score():

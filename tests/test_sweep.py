@@ -355,6 +355,9 @@ def test_run_training_keeps_a_finished_run_and_refuses_other_settings(tmp_path, 
     other = experiment.build_config("smoke", str(tmp_path / "data"), {"tfr": 0.0})
     with pytest.raises(ValueError, match=r"tfr: saved 0.5, now 0.0"):
         experiment.run_training(other, run_dir, progress=False)
+    moved = experiment.build_config("smoke", str(tmp_path / "other_data"), {"tfr": 0.5})
+    with pytest.raises(ValueError, match=r"data_root: saved .*data', now .*other_data'"):
+        experiment.run_training(moved, run_dir, progress=False)  # other data is another run
     with pytest.raises(ValueError, match="existing="):
         experiment.run_training(cfg, run_dir, existing="overwrite")
 

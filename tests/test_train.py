@@ -201,6 +201,34 @@ def test_cli_train_predict_score(data_root, tmp_path, capsys):
     assert "kl_anneal_type" in capsys.readouterr().err
 
 
+def test_train_existing_resume_keeps_a_finished_run_continues_an_interrupted_one_refuses_others(
+        data_root, tmp_path, monkeypatch, capsys):
+    """`train --existing resume` (what `make train` runs) follows the one run-folder rule."""
+    run = tmp_path / "run"
+    args = ["train", "--profile", "smoke", "--data", str(data_root), "--run-dir", str(run), "--set", "num_epoch=1",
+            "--set", "val_vi_len=12", "--quiet", "--existing", "resume"]
+    starts: list[tuple[bool, bool]] = []
+
+    def recording_train(cfg, run_dir, resume=False, force=False, progress=True):
+        starts.append((resume, force))
+        return train(cfg, run_dir, resume=resume, force=force, progress=progress)
+
+    monkeypatch.setattr(train_module, "train", recording_train)
+    assert cli.main(args) == 0 and starts == [(False, True)]  # a new folder: trained
+    capsys.readouterr()
+    assert cli.main(args) == 0 and len(starts) == 1  # finished with these settings: kept
+    assert "already finished" in capsys.readouterr().out
+    RunPaths(run).done.unlink()  # as a kill after the last commit leaves it
+    assert cli.main(args) == 0 and starts[1:] == [(True, False)]
+    assert RunPaths(run).done.is_file()
+    assert cli.main(args + ["--set", "lr=0.5"]) == 2 and len(starts) == 2
+    assert "lr: saved 0.001, now 0.5" in capsys.readouterr().err
+    other = tmp_path / "other_data"
+    write_dataset(other, n_train=24, n_val=12, n_test=5, test_len=12, with_gt=True)
+    assert cli.main(args + ["--data", str(other)]) == 2 and len(starts) == 2  # other data is another run
+    assert "data_root: saved" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(("settings", "extra_module"), [
     ({"prior": "learned"}, "Prior_Predictor."),
     ({"reference": "first", "output": "composite", "clip_mode": "spread", "mask_weight": 1.0, "mask_target": "helps",

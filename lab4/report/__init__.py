@@ -5,7 +5,7 @@ stable names, and figures/report.pdf (matplotlib PdfPages; no LaTeX, no browser)
 report` (what `make report` calls) executes that notebook headless with papermill on the
 latest sweep, so the notebook and the report cannot drift apart.
 
-book: ReportBook and the report's file names; command: `python -m lab4 report` and `table`.
+book: ReportBook and the report's file names; pdf: report.pdf; command: `python -m lab4 report` and `table`.
 """
 
 from lab4.report.book import FIGURE_NAMES, README_FIGURE, REPORT_FILE, TABLE_FILE, ReportBook

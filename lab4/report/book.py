@@ -1,21 +1,17 @@
 """The report's figures of a sweep with their captions (ReportBook, what the analysis notebook
 calls, one figure per cell), saved as PDF + PNG under stable names, and figures/report.pdf
-(matplotlib PdfPages; no LaTeX, no browser)."""
+(lab4.report.pdf)."""
 
 from __future__ import annotations
 
-import datetime as _dt
-import textwrap
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
-import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
 
 from lab4 import figures, stats, tables
+from lab4.report.pdf import write_pdf
 from lab4.results import SweepData
 from lab4.workspace import resolve
 
@@ -364,79 +360,6 @@ class ReportBook:
             written.append(path)
         return written
 
-    def title_page(self) -> Figure:
-        info = self.sweep.info
-        fig = Figure(figsize=(11.69, 8.27))
-        fig.text(0.06, 0.92, "Conditional VAE for video prediction: ablation report", fontsize=20, weight="bold")
-        fig.text(0.06, 0.875, self.sweep.describe(), fontsize=11)
-        lines = []
-        if info.get("description"):
-            lines += textwrap.wrap(str(info["description"]), 120) + [""]
-        lines += [
-            f"plan: {info.get('plan', '?')}",
-            f"sweep started: {info.get('started', '?')}, last run: {info.get('updated', '?')}, "
-            f"report built: {_dt.datetime.now().isoformat(timespec='seconds')}",
-            f"machine: {info.get('host', '?')}, {info.get('cpus', '?')} CPU cores, "
-            f"GPUs: {', '.join(map(str, info.get('gpus') or [])) or 'none'}; {info.get('jobs', 1)} run(s) at a time",
-            f"settings varied by the plan: {', '.join(info.get('varied') or []) or '-'}",
-            "",
-            "runs:",
-        ]
-        df = self.sweep.summary
-        for _, row in df.iterrows():
-            minutes = row.get("run_seconds", np.nan)
-            time_text = f"{minutes / 60:.1f} min" if pd.notna(minutes) else "?"
-            lines.append(f"  {row['run']:<22} [{row.get('status', '?')}, {time_text}] {row.get('settings', '')}")
-        total = pd.to_numeric(df.get("run_seconds", pd.Series(dtype=float)), errors="coerce").sum()
-        lines += ["", f"total run time: {total / 60:.1f} min (sum over runs, notebook execution included)"]
-        fig.text(0.06, 0.83, "\n".join(lines), fontsize=8.5, va="top", family="monospace")
-        fig.text(0.06, 0.04, "Every PSNR in this report is stated with the data it was measured on; the "
-                 "repeat-first-frame baseline (the given first frame copied to every step) is shown beside the "
-                 "model everywhere.", fontsize=8.5, style="italic")
-        return fig
-
     def build_pdf(self, path: str | Path) -> Path:
         """figures/report.pdf: the title page, then every figure with its caption."""
-        path = resolve(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with PdfPages(path, metadata={"Title": f"Lab 4 ablation report: {self.sweep.name}",
-                                      "Creator": "lab4.report"}) as pdf:
-            pdf.savefig(self.title_page())
-            for name in [n for n in FIGURE_NAMES if n in self.items] + [n for n in self.items if n not in FIGURE_NAMES]:
-                fig, caption = self.items[name]
-                with _captioned(fig, caption):
-                    pdf.savefig(fig)
-        return path
-
-
-@contextmanager
-def _captioned(fig: Figure, caption: str) -> Iterator[None]:
-    """Temporarily grow the figure at the bottom and write the caption there."""
-    width, height = fig.get_size_inches()
-    lines = textwrap.wrap(caption, max(60, int(width * 17)))
-    extra = 0.16 * len(lines) + 0.25
-    engine = fig.get_layout_engine()
-    fraction = extra / (height + extra)
-    moved = []
-    if engine is not None and hasattr(engine, "set"):
-        engine.set(rect=(0, fraction, 1, 1 - fraction))
-    else:  # a figure placed by hand: squeeze everything into the top part
-        for ax in fig.axes:
-            box = ax.get_position()
-            moved.append((ax, box))
-            ax.set_position((box.x0, fraction + box.y0 * (1 - fraction), box.width, box.height * (1 - fraction)))
-        for text in fig.texts:
-            x, y = text.get_position()
-            moved.append((text, (x, y)))
-            text.set_position((x, fraction + y * (1 - fraction)))
-    fig.set_size_inches(width, height + extra)
-    caption_text = fig.text(0.015, 0.08 / (height + extra), "\n".join(lines), fontsize=8, va="bottom", ha="left")
-    try:
-        yield
-    finally:
-        caption_text.remove()
-        fig.set_size_inches(width, height)
-        if engine is not None and hasattr(engine, "set"):
-            engine.set(rect=(0, 0, 1, 1))
-        for item, old in moved:
-            item.set_position(old)
+        return write_pdf(resolve(path), self.sweep, self.items, FIGURE_NAMES)

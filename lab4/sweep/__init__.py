@@ -8,15 +8,15 @@ summary: summary.csv; command: `python -m lab4 sweep` (its --help says how to us
 from lab4.run import ERROR_FILE, LOG_FILE, RUN_MARKER, RUN_NOTEBOOK, SUMMARY_FILE, SWEEP_FILE
 from lab4.sweep.command import add_commands, cmd_sweep
 from lab4.sweep.plan import PLANS_DIR, Plan, PlanError, RunSpec, find_plan, load_plan
-from lab4.sweep.runner import (NOTEBOOK, WORKER_COMMAND, config_as_today, marker_matches, notebook_parameters,
-                               run_sweep, saved_config_differs, visible_gpus)
+from lab4.sweep.runner import (NOTEBOOK, WORKER_COMMAND, marker_matches, notebook_parameters,
+                               run_sweep, visible_gpus)
 from lab4.sweep.summary import Outcome, summary_row, write_summary
 from lab4.sweep.workers import lock_folder, start_worker, stop_workers, worker_guard, worker_main
 
 __all__ = [
     "ERROR_FILE", "LOG_FILE", "NOTEBOOK", "PLANS_DIR", "RUN_MARKER", "RUN_NOTEBOOK", "SUMMARY_FILE", "SWEEP_FILE",
-    "WORKER_COMMAND", "Outcome", "Plan", "PlanError", "RunSpec", "add_commands", "cmd_sweep", "config_as_today",
+    "WORKER_COMMAND", "Outcome", "Plan", "PlanError", "RunSpec", "add_commands", "cmd_sweep",
     "find_plan", "load_plan", "lock_folder", "marker_matches", "notebook_parameters", "run_sweep",
-    "saved_config_differs", "start_worker", "stop_workers", "summary_row", "visible_gpus", "worker_guard",
+    "start_worker", "stop_workers", "summary_row", "visible_gpus", "worker_guard",
     "worker_main", "write_summary",
 ]

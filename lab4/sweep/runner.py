@@ -18,12 +18,12 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
-from lab4.config import Config, from_dict
 from lab4.io import atomic_write_text
 from lab4.knobs import NOTEBOOK_KNOBS
 from lab4.run import ERROR_FILE, LOG_FILE, RUN_MARKER, RUN_NOTEBOOK, SWEEP_FILE
 from lab4.sweep.plan import Plan, RunSpec
 from lab4.results import run_summary
+from lab4.rundir import folder_state, run_differences
 from lab4.sweep.summary import Outcome, headline, summary_row, write_summary
 from lab4.sweep.workers import lock_folder, start_worker, stop_workers
 from lab4.workspace import display_path, resolve
@@ -45,49 +45,18 @@ def notebook_parameters(run: RunSpec, plan: Plan, sweep_dir: Path, existing: str
     }
 
 
-def config_as_today(saved: Any) -> dict[str, Any] | None:
-    """A config saved as JSON, read through today's Config: fields added since it was saved
-    take their defaults. None when today's Config cannot read it (an unknown field, a bad value)."""
-    if not isinstance(saved, dict):
-        return None
-    try:
-        return from_dict(saved).to_dict()
-    except (ValueError, TypeError):
-        return None
-
-
 def marker_matches(run_dir: Path, run: RunSpec) -> bool:
-    """Whether run_dir holds a finished run (its marker) of exactly this config.
-
-    The marker's config is normalised first, so a run finished before a config field (with a
-    default) existed still counts as done when its settings are the same; comparing the raw
-    JSON would retrain it for a field it never had. Likewise a run finished in a checkout at
-    another path, on the dataset of the same path inside the project.
-    """
+    """Whether run_dir holds a finished run (its marker: the whole notebook ran) of this run's
+    config, by the run folder's rule (lab4.rundir.run_differences): a run finished before a config
+    field existed counts when its settings are the same, and one finished in a checkout at another
+    path when it names the same dataset inside its project."""
     try:
         marker = json.loads((run_dir / RUN_MARKER).read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return False
-    if not isinstance(marker, dict):
+    if not isinstance(marker, dict) or not isinstance(marker.get("config"), dict):
         return False
-    saved = config_as_today(marker.get("config"))
-    if saved is None:
-        return False
-    now = run.config.to_dict()
-    # The config holds data_root made absolute; a run finished in a checkout at another path (a
-    # clone of a repository with committed results) named the same dataset inside its project.
-    given = (marker.get("row") or {}).get("data_root")
-    if saved["data_root"] != now["data_root"] and isinstance(given, str) and not Path(given).is_absolute() \
-            and resolve(given) == Path(now["data_root"]):
-        saved["data_root"] = now["data_root"]
-    return saved == now
-
-
-def saved_config_differs(run_dir: Path, run: RunSpec) -> bool:
-    try:
-        return Config.load(run_dir / "config.json").to_dict() != run.config.to_dict()
-    except (FileNotFoundError, ValueError, TypeError):
-        return False
+    return not run_differences(marker["config"], run.config, (marker.get("row") or {}).get("data_root"))
 
 
 def visible_gpus() -> list[str]:
@@ -254,9 +223,10 @@ def run_sweep(plan: Plan, sweep_dir: Path | None = None, jobs: int = 1, force: b
             printer.line(f"[{run.name}] skipped: finished earlier ({display_path(run_dir / RUN_MARKER)})")
             printer.finished()
             continue
-        existing = "restart" if force or saved_config_differs(run_dir, run) else "resume"
-        if existing == "restart" and (run_dir / "config.json").is_file() and not force:
-            printer.line(f"[{run.name}] the plan changed this run's settings: starting it over")
+        state = folder_state(run_dir, run.config)
+        existing = "restart" if force or state.kind == "changed" else "resume"
+        if state.kind == "changed" and not force:
+            printer.line(f"[{run.name}] the plan changed this run's settings ({state.detail}): starting it over")
         todo.append((run, existing))
 
     gpu_pool: list[str] = list(gpus)
