@@ -70,8 +70,9 @@ report: setup
 
 # JupyterLab on the analysis notebook (the frame scrubber needs a live kernel), served from the
 # project folder so that the notebook's links to the runs' GIFs resolve and the runs show in its browser.
+# As root (a container, say) Jupyter refuses to start unless told --allow-root.
 lab: setup
-	$(VENV)/bin/jupyter lab --ServerApp.root_dir="$(CURDIR)" notebooks/analysis.ipynb
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir="$(CURDIR)" $(if $(filter 0,$(shell id -u)),--allow-root,) notebooks/analysis.ipynb
 
 # The speed benchmark: the naive template-style loop and the project's step, side by side.
 bench: setup

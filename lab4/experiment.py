@@ -22,6 +22,7 @@ from lab4.results import RunData
 from lab4.rundir import how_to_start
 from lab4.workspace import display_path, resolve, workspace_root  # noqa: F401
 
+
 def run_training(cfg: Config, run_dir: str | os.PathLike, existing: str = "resume", progress: bool = True) -> RunData:
     """Train `cfg` into run_dir and return the run folder's data. existing: what to do when run_dir
     already holds a run (lab4.rundir.EXISTING_MODES): "resume" (default) keeps a finished run of the

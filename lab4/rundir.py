@@ -22,6 +22,7 @@ from lab4.io import FolderLock, remove_stale_temps
 from lab4.run import EXISTING_MODES, RunPaths
 from lab4.workspace import resolve
 
+
 class RunExists(FileExistsError):
     pass
 

@@ -319,6 +319,23 @@ def test_a_finished_run_from_before_new_config_fields_is_still_finished(tmp_path
     assert executed == ["changed"]
 
 
+def test_a_sweep_of_other_seeds_keeps_the_earlier_seeds_rows(tmp_path, monkeypatch):
+    import lab4.sweep as sweep
+
+    plan_path = write_plan(tmp_path, tmp_path / "data", "profile: smoke\nruns: [{name: a}, {name: b}]\n")
+    sweep_dir = tmp_path / "runs"
+
+    def fake_execute(run, plan, sweep_dir, notebook, existing, env, printer, processes):
+        (sweep_dir / run.name).mkdir(parents=True, exist_ok=True)
+        return sweep.Outcome(run, "done", 0.01)
+
+    monkeypatch.setattr(sweep.runner, "_execute", fake_execute)
+    for seeds in ([0], [1, 2], [1]):
+        sweep.run_sweep(load_plan(plan_path, seeds=seeds), sweep_dir, progress=False)
+    summary = pd.read_csv(sweep_dir / "summary.csv")
+    assert list(summary["run"]) == ["a-s0", "a-s1", "a-s2", "b-s0", "b-s1", "b-s2"]
+
+
 def test_a_marker_config_today_cannot_read_is_not_finished(tmp_path):
     import lab4.sweep as sweep
 

@@ -66,11 +66,22 @@ def summary_row(plan: Plan, outcome: Outcome, sweep_dir: Path) -> dict[str, Any]
 
 
 def write_summary(plan: Plan, sweep_dir: Path, outcomes: list[Outcome]) -> Path:
-    """runs/<sweep>/summary.csv: one row per run of this invocation (see summary_row)."""
+    """runs/<sweep>/summary.csv: one row per run of this invocation (see summary_row), then the rows
+    an earlier invocation wrote for runs this one left out (other seeds, say) whose folders are still
+    there, so that `--seeds 1,2` after `--seeds 0` keeps seed 0's row; in the plan's order, by seed."""
     import pandas as pd
 
     rows = [summary_row(plan, outcome, sweep_dir) for outcome in outcomes]
     path = sweep_dir / SUMMARY_FILE
+    ran = {row["run"] for row in rows}
+    try:
+        earlier = pd.read_csv(path).to_dict("records") if path.is_file() else []
+    except (ValueError, UnicodeDecodeError):  # a summary.csv that is not a table: rewritten from this run
+        earlier = []
+    rows += [row for row in earlier if isinstance(row.get("run"), str) and row["run"] not in ran
+             and (sweep_dir / row["run"]).is_dir()]
+    order = {run.base: i for i, run in enumerate(plan.runs)}
+    rows.sort(key=lambda row: (order.get(row.get("base"), len(order)), str(row.get("base")), row.get("seed", 0)))
     atomic_write_text(path, pd.DataFrame(rows).to_csv(index=False))
     return path
 
