@@ -189,7 +189,10 @@ def _train_locked(cfg: Config, paths: RunPaths, resume: bool, progress: bool, de
     if resume:
         state = load_checkpoint(paths.last, map_location=device)
         model.load_state_dict(state["model"])
+        kernels = [{key: group.get(key) for key in ("fused", "foreach")} for group in optimizer.param_groups]
         optimizer.load_state_dict(state["optimizer"])
+        for group, kernel in zip(optimizer.param_groups, kernels):
+            group.update(kernel)  # which update kernel runs is this machine's choice, not the saving one's
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
         start_epoch, global_step, best_psnr = state["epoch"], state["global_step"], state["best_psnr"]

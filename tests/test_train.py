@@ -132,6 +132,35 @@ def test_an_existing_run_is_not_overwritten_by_accident(data_root, tmp_path):
         train(smoke(data_root), tmp_path / "empty", resume=True, progress=False)
 
 
+def test_a_run_saved_with_the_fused_gpu_update_resumes_with_this_machines(data_root, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    real_ratio, real_step = train_module.teacher_forcing_ratio, train_module.train_step
+
+    def interrupt_at_epoch_1(epoch, *args):
+        if epoch == 1:
+            raise KeyboardInterrupt
+        return real_ratio(epoch, *args)
+
+    monkeypatch.setattr(train_module, "teacher_forcing_ratio", interrupt_at_epoch_1)
+    with pytest.raises(KeyboardInterrupt):
+        train(smoke(data_root), run, progress=False)
+    monkeypatch.setattr(train_module, "teacher_forcing_ratio", real_ratio)
+    last = RunPaths(run).last
+    state = load_checkpoint(last)
+    for group in state["optimizer"]["param_groups"]:
+        group["fused"] = True  # as build_optimizer makes it on a GPU
+    torch.save(state, last)
+    kernels: list = []
+
+    def recording_step(step_module, optimizer, *args, **kwargs):
+        kernels.append(optimizer.param_groups[0].get("fused"))
+        return real_step(step_module, optimizer, *args, **kwargs)
+
+    monkeypatch.setattr(train_module, "train_step", recording_step)
+    train(smoke(data_root), run, resume=True, progress=False)
+    assert kernels and set(kernels) == {None}  # epoch 2 ran with the CPU's default update
+
+
 def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(data_root, tmp_path, monkeypatch):
     cfg = smoke(data_root, num_epoch=2, log_every=1)
     real_loss = step_module.clip_loss
