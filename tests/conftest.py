@@ -106,3 +106,20 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def stopped_at_epoch_2(monkeypatch, start: Callable[[], object]) -> None:
+    """Run `start` (a training) and stop it at the start of epoch 2, as Ctrl-C there would."""
+    import lab4.train as train_module
+
+    real_ratio = train_module.teacher_forcing_ratio
+
+    def interrupt(epoch, *rest):
+        if epoch == 1:  # epochs count from 0 here
+            raise KeyboardInterrupt
+        return real_ratio(epoch, *rest)
+
+    monkeypatch.setattr(train_module, "teacher_forcing_ratio", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        start()
+    monkeypatch.setattr(train_module, "teacher_forcing_ratio", real_ratio)

@@ -34,7 +34,7 @@ from lab4.io import FAULT_ENV, FAULT_EXIT, FolderLock, atomic_write_text
 from lab4.predict import load_trained
 from lab4.run import RunPaths
 from lab4.train import train
-from tests.conftest import write_dataset
+from tests.conftest import stopped_at_epoch_2, write_dataset
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMING = {"seconds", "train_frames_per_s"}
@@ -132,21 +132,6 @@ def files(run: Path) -> dict[str, str]:
     content hash."""
     return {str(p.relative_to(run)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(run.rglob("*"))
             if p.is_file() and p.name not in (".lock", "iter_log.csv") and not p.name.endswith(".tmp")}
-
-
-def interrupted_after_epoch_1(monkeypatch, argv: list[str]) -> None:
-    """Train through the CLI and stop at the start of epoch 2, as Ctrl-C there would."""
-    real_ratio = train_module.teacher_forcing_ratio
-
-    def interrupt(epoch, *rest):
-        if epoch == 1:
-            raise KeyboardInterrupt
-        return real_ratio(epoch, *rest)
-
-    monkeypatch.setattr(train_module, "teacher_forcing_ratio", interrupt)
-    with pytest.raises(KeyboardInterrupt):
-        run_cli(*argv)
-    monkeypatch.setattr(train_module, "teacher_forcing_ratio", real_ratio)
 
 
 @pytest.fixture(scope="module")
@@ -265,8 +250,8 @@ def test_resume_uses_the_runs_own_config_from_any_folder_and_checks_new_data(dat
     shutil.copytree(data_root, start / "data")
     monkeypatch.chdir(start)
     # Started with a relative data path; stopped after epoch 1.
-    interrupted_after_epoch_1(monkeypatch, [*cli_args(Path("data"), Path("run"))[:-2], "--set=val_vi_len=6",
-                                            "--set=num_epoch=2"])
+    argv = [*cli_args(Path("data"), Path("run"))[:-2], "--set=val_vi_len=6", "--set=num_epoch=2"]
+    stopped_at_epoch_2(monkeypatch, lambda: run_cli(*argv))
     run = start / "run"
     assert json.loads((run / "config.json").read_text())["data_root"] == str(start / "data")
 
@@ -319,7 +304,7 @@ def test_a_full_disk_is_one_line_and_touches_nothing_saved(data_root, whole, tmp
 def test_a_read_only_folder_is_one_line_and_touches_nothing(data_root, tmp_path, monkeypatch):
     # Tests may run as root, whom chmod does not stop: the file system's refusal is imitated.
     run = tmp_path / "run"
-    interrupted_after_epoch_1(monkeypatch, cli_args(data_root, run))
+    stopped_at_epoch_2(monkeypatch, lambda: run_cli(*cli_args(data_root, run)))
     before = files(run)
     real_open = os.open
 

@@ -22,7 +22,7 @@ from lab4.predict import predict_test
 from lab4.run import RunPaths
 from lab4.rundir import RunExists
 from lab4.train import TrainingDiverged, train
-from tests.conftest import write_dataset
+from tests.conftest import stopped_at_epoch_2, write_dataset
 
 TIMING_COLUMNS = {"seconds", "train_frames_per_s"}
 
@@ -134,17 +134,8 @@ def test_an_existing_run_is_not_overwritten_by_accident(data_root, tmp_path):
 
 def test_a_run_saved_with_the_fused_gpu_update_resumes_with_this_machines(data_root, tmp_path, monkeypatch):
     run = tmp_path / "run"
-    real_ratio, real_step = train_module.teacher_forcing_ratio, train_module.train_step
-
-    def interrupt_at_epoch_1(epoch, *args):
-        if epoch == 1:
-            raise KeyboardInterrupt
-        return real_ratio(epoch, *args)
-
-    monkeypatch.setattr(train_module, "teacher_forcing_ratio", interrupt_at_epoch_1)
-    with pytest.raises(KeyboardInterrupt):
-        train(smoke(data_root), run, progress=False)
-    monkeypatch.setattr(train_module, "teacher_forcing_ratio", real_ratio)
+    stopped_at_epoch_2(monkeypatch, lambda: train(smoke(data_root), run, progress=False))
+    real_step = train_module.train_step
     last = RunPaths(run).last
     state = load_checkpoint(last)
     for group in state["optimizer"]["param_groups"]:
