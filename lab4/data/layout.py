@@ -31,6 +31,7 @@ def read_synth_manifest(root: Path) -> dict | None:
         return {}
     return data if isinstance(data, dict) else {}
 
+
 _LAYOUT_HINT = "(see data/README.md)"
 _PREVIEW_NAMES = 5
 
