@@ -100,8 +100,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from lab4.predict import predict_test
     from lab4.scoring import format_score_table
 
+    # --profile/--set size a template checkpoint's model in a folder without config.json (lab4.predict);
+    # the template's own sizes (the lab profile) when only --set is given.
+    sizes = make_config(args.profile or "lab", parse_overrides(args.set or [])) if args.profile or args.set else None
     result = predict_test(Path(args.run_dir), which=args.checkpoint, z_mode=args.z, samples=args.samples,
-                          data_root=args.data, out_dir=Path(args.out) if args.out else None, gifs=not args.no_gif)
+                          data_root=args.data, out_dir=Path(args.out) if args.out else None, gifs=not args.no_gif,
+                          sizes=sizes)
     print(f"wrote {result.out_dir / 'submission.csv'} ({result.frames.shape[0]} sequences x "
           f"{result.frames.shape[1]} frames), predictions.npy and GIFs in {result.out_dir}")
     if result.score is not None and result.baseline is not None:
@@ -182,8 +186,16 @@ def parser() -> argparse.ArgumentParser:
             p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
 
     p = sub.add_parser("predict", help="roll out the test sequences and write submission.csv")
-    p.add_argument("run_dir", help="a run folder made by `lab4 train`")
-    p.add_argument("--checkpoint", default="best", help="best (default), last, an epoch number, or a path")
+    p.add_argument("run_dir", help="a run folder made by `lab4 train` (with a template checkpoint, also any folder: "
+                                   "the output goes to its test/)")
+    p.add_argument("--checkpoint", default="best",
+                   help="best (default), last, an epoch number, or a path: a lab4 checkpoint or the template's "
+                        "{'state_dict': ...} (its Trainer's .ckpt, or `lab4 export`'s)")
+    p.add_argument("--profile", choices=list(PROFILES),
+                   help="a template checkpoint in a folder without config.json: the profile that sizes its model "
+                        "(default lab, the template's sizes)")
+    p.add_argument("--set", action="append", metavar="FIELD=VALUE",
+                   help="likewise, any config field, e.g. --set F_dim=32 (repeatable)")
     p.add_argument("--z", choices=CHOICES["test_z"], help="z strategy (default: the run's test_z)")
     p.add_argument("--samples", type=int, help="samples averaged per step with --z mean")
     p.add_argument("--data", help="dataset root (default: the run's data_root)")

@@ -7,4 +7,6 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "gpucheck": ("lab4.gpucheck", "measure the project on a GPU in one command (about 8 minutes), results to --out"),
     "strategies": ("lab4.zsampling", "compare the z-sampling strategies (prior, zero, mean, best_of oracle) of a "
                                      "trained run on the val video or the test ground truth"),
+    "export": ("lab4.export", "write a run's model as the template's checkpoint {'state_dict': ...} for its "
+                              "Tester.py"),
 }

@@ -1,6 +1,10 @@
 """The template's building blocks (its modules/layers.py): residual and depthwise-separable
 convolution blocks with a gated feed-forward, all at stride 1; and the layout helpers that keep
-a channels_last model's tensors channels_last."""
+a channels_last model's tensors channels_last.
+
+Attribute names and nesting are the template's own (`block`, `conv1` as a Sequential, `adaptor`,
+`conv`), so that a state_dict's keys are the template's and a checkpoint moves between the two
+(lab4.template)."""
 
 from __future__ import annotations
 
@@ -66,19 +70,21 @@ class ResidualBlock(nn.Module):
 
 
 class DepthConv(nn.Module):
-    """1x1 conv + LeakyReLU, depthwise 3x3 conv, 1x1 conv to out_ch, plus a skip."""
+    """1x1 conv + LeakyReLU, depthwise 3x3 conv, 1x1 conv to out_ch, plus a skip (`adaptor`)."""
 
     def __init__(self, in_ch: int, out_ch: int):
         super().__init__()
-        self.conv1 = conv1x1(in_ch, in_ch)
+        # A Sequential, as the template's (keys conv1.0.*); created in the template's order, so a
+        # seed draws the same initial weights.
+        self.conv1 = nn.Sequential(conv1x1(in_ch, in_ch), nn.LeakyReLU(SLOPE))
         self.depth_conv = nn.Conv2d(in_ch, in_ch, kernel_size=3, padding=1, groups=in_ch)
         self.conv2 = conv1x1(in_ch, out_ch)
-        self.skip = conv1x1(in_ch, out_ch) if in_ch != out_ch else nn.Identity()
+        # The template holds None when the widths agree; Identity has no weights either.
+        self.adaptor = conv1x1(in_ch, out_ch) if in_ch != out_ch else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.leaky_relu(self.conv1(x), SLOPE)
-        out = self.conv2(self.depth_conv(out))
-        return out + self.skip(x)
+        out = self.conv2(self.depth_conv(self.conv1(x)))
+        return out + self.adaptor(x)
 
 
 class ConvFFN(nn.Module):
@@ -86,14 +92,46 @@ class ConvFFN(nn.Module):
 
     def __init__(self, ch: int):
         super().__init__()
-        self.conv_in = conv1x1(ch, 4 * ch)
+        self.conv = conv1x1(ch, 4 * ch)
         self.conv_out = conv1x1(2 * ch, ch)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        value, gate = self.conv_in(x).chunk(2, dim=1)
+        value, gate = self.conv(x).chunk(2, dim=1)
         return x + self.conv_out(value * F.leaky_relu(gate, FFN_SLOPE))
 
 
-class DepthConvBlock(nn.Sequential):
+# Checkpoints written before lab4 took the template's names (DepthConvBlock a Sequential, DepthConv's
+# first conv bare and its skip `skip`, ConvFFN's first conv `conv_in`): their keys inside a block, and
+# the template's for the same weights. Runs trained then still resume and predict.
+LEGACY_BLOCK_KEYS = {
+    "0.conv1.": "block.0.conv1.0.",
+    "0.depth_conv.": "block.0.depth_conv.",
+    "0.conv2.": "block.0.conv2.",
+    "0.skip.": "block.0.adaptor.",
+    "1.conv_in.": "block.1.conv.",
+    "1.conv_out.": "block.1.conv_out.",
+}
+
+
+class DepthConvBlock(nn.Module):
+    """DepthConv then ConvFFN, held in `block` as the template holds them (keys block.0.*, block.1.*)."""
+
     def __init__(self, in_ch: int, out_ch: int):
-        super().__init__(DepthConv(in_ch, out_ch), ConvFFN(out_ch))
+        super().__init__()
+        self.block = nn.Sequential(DepthConv(in_ch, out_ch), ConvFFN(out_ch))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.block(x)
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args, **kwargs) -> None:  # type: ignore[override]
+        # Renames an earlier lab4 checkpoint's keys before they load (load_state_dict hands each
+        # module its own copy of the dict, the caller's is untouched); the template's keys pass as
+        # they are. By key, not by the state_dict's version metadata: the template's own blocks
+        # carry the same version as the old ones.
+        for key in [key for key in state_dict if key.startswith(prefix)]:
+            rest = key[len(prefix):]
+            for old, new in LEGACY_BLOCK_KEYS.items():
+                if rest.startswith(old):
+                    state_dict[prefix + new + rest[len(old):]] = state_dict.pop(key)
+                    break
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

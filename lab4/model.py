@@ -158,8 +158,10 @@ def init_identity(model: nn.Module) -> None:
     for module in model.modules():
         if isinstance(module, (ResidualBlock, DepthConv)):
             at_zero.append(module.conv2)
-            if isinstance(module.skip, nn.Conv2d):
-                on_path.append(module.skip)
+            # The template names the skip `skip` in a ResidualBlock and `adaptor` in a DepthConv.
+            skip = module.skip if isinstance(module, ResidualBlock) else module.adaptor
+            if isinstance(skip, nn.Conv2d):
+                on_path.append(skip)
         elif isinstance(module, ConvFFN):
             at_zero.append(module.conv_out)
         elif isinstance(module, (RGB_Encoder, Decoder_Fusion, Generator)):

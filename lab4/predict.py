@@ -19,6 +19,7 @@ from lab4.model import VideoCVAE
 from lab4.rollout import rollout
 from lab4.run import RunPaths
 from lab4.rundir import config_differences
+from lab4.template import load_template_state, read_template_checkpoint
 from lab4.train import build_model
 
 
@@ -31,14 +32,37 @@ class Prediction:
     scored_frames: range                  # Kaggle's 1..600, fewer for short synthetic sequences
 
 
-def load_trained(run_dir: Path, which: str = "best", device: torch.device | None = None
-                 ) -> tuple[VideoCVAE, Config, int]:
-    """The model of a run folder at a checkpoint ('best', 'last', an epoch or a path)."""
+def run_config(run_dir: Path) -> Config:
     paths = RunPaths(Path(run_dir))
     if not paths.config.is_file():
-        raise FileNotFoundError(f"{paths.root}: no config.json; expected a run folder made by `lab4 train`")
-    cfg = Config.load(paths.config)
-    state = load_checkpoint(checkpoint_for(paths, which))
+        raise FileNotFoundError(f"{paths.root}: no config.json; expected a run folder made by `lab4 train` (or, "
+                                "with --checkpoint FILE of the template, any folder for the output)")
+    return Config.load(paths.config)
+
+
+def load_trained(run_dir: Path, which: str = "best", device: torch.device | None = None,
+                 sizes: Config | None = None) -> tuple[VideoCVAE, Config, int]:
+    """The model of a run folder at a checkpoint ('best', 'last', an epoch or a path).
+
+    A path may also be a checkpoint of the assignment's template (lab4.template): its model is
+    built from the run's config.json, or, in a folder without one, from `sizes` (the command
+    line's --profile/--set), else from the template's defaults (Config())."""
+    paths = RunPaths(Path(run_dir))
+    explicit = not (which in ("best", "last") or which.isdigit())
+    if explicit and not Path(which).is_file():
+        raise FileNotFoundError(f"checkpoint {which}: file not found")
+    template = read_template_checkpoint(Path(which)) if explicit else None
+    if template is not None:
+        return load_template(paths, Path(which), *template, device=device, sizes=sizes)
+    if sizes is not None:
+        raise ValueError(f"--profile/--set: the model of a lab4 checkpoint is built from its run's config.json "
+                         f"({paths.config}); they only size a template checkpoint (--checkpoint FILE)")
+    cfg = run_config(paths.root)
+    path = checkpoint_for(paths, which)
+    state = load_checkpoint(path)
+    if not isinstance(state, dict) or "model" not in state:
+        raise ValueError(f"checkpoint {path}: no 'model' in it; expected a lab4 checkpoint or a template checkpoint "
+                         "(a dict with 'state_dict')")
     if isinstance(state.get("config"), dict):
         # The model is built as the checkpoint was trained; config.json keeps the data's location.
         detail = config_differences(state["config"], cfg)
@@ -50,10 +74,28 @@ def load_trained(run_dir: Path, which: str = "best", device: torch.device | None
     return model, cfg, int(state["epoch"])
 
 
+def load_template(paths: RunPaths, path: Path, state: dict[str, torch.Tensor], epoch: int,
+                  device: torch.device | None = None, sizes: Config | None = None) -> tuple[VideoCVAE, Config, int]:
+    """A template checkpoint's model, sized by the run's config.json, else by `sizes`, else the template's."""
+    if paths.config.is_file():
+        if sizes is not None:
+            raise ValueError(f"--profile/--set: {paths.config} already sizes the model; they are for a template "
+                             "checkpoint predicted into a folder without config.json")
+        cfg, sizes_from = Config.load(paths.config), str(paths.config)
+    else:
+        cfg, sizes_from = (sizes, "--profile/--set") if sizes is not None else (Config(), "the template's defaults")
+    model = build_model(cfg)
+    load_template_state(model, state, path, cfg, sizes_from)
+    model.to(device or resolve_device(cfg)).eval()
+    return model, cfg, epoch
+
+
 def predict_test(run_dir: Path, which: str = "best", z_mode: str | None = None, samples: int | None = None,
-                 data_root: str | None = None, out_dir: Path | None = None, gifs: bool = True) -> Prediction:
+                 data_root: str | None = None, out_dir: Path | None = None, gifs: bool = True,
+                 sizes: Config | None = None) -> Prediction:
+    """`sizes`: the settings of a template checkpoint's model (`which` a file) where run_dir has no config.json."""
     paths = RunPaths(Path(run_dir))
-    model, cfg, _ = load_trained(paths.root, which)  # seconds at most; fails clearly on a bad run folder
+    model, cfg, _ = load_trained(paths.root, which, sizes=sizes)  # seconds at most; fails clearly on a bad run folder
     root = Path(data_root or cfg.data_root)
     lab4_data.check_layout(root, ("test",))
     device = next(model.parameters()).device

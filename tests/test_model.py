@@ -71,7 +71,7 @@ def test_module_structure_and_channels():
     assert gauss[0].conv1.in_channels == 160 and gauss[0].conv1.out_channels == 3
     assert gauss[-1].in_channels == 12 and gauss[-1].out_channels == 24
     fusion = model.Decoder_Fusion
-    assert fusion[0][0].conv1.in_channels == 172 and fusion[-1].out_channels == 192
+    assert fusion[0].block[0].conv1[0].in_channels == 172 and fusion[-1].out_channels == 192
     assert [type(m).__name__ for m in model.Generator] == ["DepthConvBlock", "ResidualBlock"] * 3 + [
         "DepthConvBlock", "Conv2d"]
     assert model.Generator[-1].out_channels == 3
@@ -88,9 +88,10 @@ def test_blocks_follow_the_spec():
     assert isinstance(ResidualBlock(8, 8).skip, nn.Identity)
     depth = DepthConv(8, 8)
     assert depth.depth_conv.groups == 8 and depth.depth_conv.kernel_size == (3, 3)
+    assert isinstance(depth.adaptor, nn.Identity) and isinstance(DepthConv(8, 16).adaptor, nn.Conv2d)
     ffn = ConvFFN(8)
-    assert ffn.conv_in.out_channels == 32 and ffn.conv_out.in_channels == 16
-    assert isinstance(DepthConvBlock(4, 8)[1], ConvFFN)
+    assert ffn.conv.out_channels == 32 and ffn.conv_out.in_channels == 16
+    assert isinstance(DepthConvBlock(4, 8).block[1], ConvFFN)
     x = torch.randn(2, 8, 32, 64)
     assert ffn(x).shape == x.shape
 
