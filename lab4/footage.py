@@ -8,8 +8,16 @@ two together (`python -m lab4 data-stats ROOT` prints them for any dataset in th
 - the performer: the share of frame pixels that differ from the empty studio (the per-pixel
   median over the training frames, which a fixed camera makes the background) by more than
   0.15, and the number of rows the performer spans;
-- motion: the PSNR between consecutive frames;
-- the trivial baseline: PSNR of repeating the first frame over a rollout.
+- motion: the PSNR between consecutive frames, and its spread over the video (5th to 95th
+  percentile: its mean alone hides whether the motion is steady or comes in bursts);
+- the trivial baseline: PSNR of repeating the first frame over a rollout;
+- the stage: how far the performer travels across it (the 5th to 95th percentile of the
+  performer's horizontal centre, as a share of the frame's width) and the share of frames
+  that show the performer side-on or from the back (read off the labels: see `turned_away`),
+  both over the first TRAVEL_FRAMES training frames;
+- the light: the brightness range of the empty studio (the per-pixel 90th percentile over the
+  training frames, which the dark-clad performer's pixels do not reach) and its corners'
+  brightness against its centre's.
 """
 
 from __future__ import annotations
@@ -17,6 +25,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+
+from lab4 import pose
 
 # Real footage of the Lab 4 kind at 64 x 32 (one performer, one studio, labels on white).
 REAL_FOOTAGE = {
@@ -27,8 +37,10 @@ REAL_FOOTAGE = {
     "foreground_rows": 26,
     "consecutive_psnr": (42.0, 43.0),
     "first_frame_psnr": 24.0,
+    "horizontal_travel": 0.19,       # the centre's 5th-95th percentile over 1,000 frames, share of the width
 }
 FOREGROUND_THRESHOLD = 0.15
+TRAVEL_FRAMES = 1000
 
 
 @dataclass
@@ -41,6 +53,11 @@ class FootageStats:
     foreground_rows: float
     consecutive_psnr: float
     first_frame_psnr: float
+    consecutive_psnr_range: float
+    horizontal_travel: float
+    turned_away_share: float
+    background_range: float
+    corners_minus_centre: float
 
     def as_dict(self) -> dict[str, float | bool]:
         return asdict(self)
@@ -79,16 +96,83 @@ def performer(frames: np.ndarray, background: np.ndarray) -> tuple[float, float]
     return float(mask.mean()), float(np.mean(spans))
 
 
-def measure(train_frames: np.ndarray, val_frames: np.ndarray, labels: np.ndarray) -> FootageStats:
+def horizontal_travel(frames: np.ndarray, background: np.ndarray) -> float:
+    """The 5th to 95th percentile of the performer's horizontal centre (the mean column of what
+    differs from `background` by > FOREGROUND_THRESHOLD), as a share of the frame's width."""
+    mask = np.abs(frames - background[None]).mean(axis=-1) > FOREGROUND_THRESHOLD
+    columns = mask.sum(axis=1)  # (N, W): foreground pixels per column
+    seen = columns.sum(axis=1) > 0
+    if not seen.any():
+        return 0.0
+    centres = (columns[seen] * np.arange(mask.shape[2])).sum(axis=1) / columns[seen].sum(axis=1)
+    low, high = np.percentile(centres, [5, 95])
+    return float((high - low) / mask.shape[2])
+
+
+# OpenPose's limb colours as directions of (1 - colour): a limb blended over white moves a pixel
+# along its colour's direction, however faintly, so a pixel's direction names its limb.
+_LIMB_DIRECTIONS = np.stack([(1 - np.asarray(c, float) / 255) / np.linalg.norm(1 - np.asarray(c, float) / 255)
+                             for c in pose.LIMB_COLORS])
+_NECK_TO_NOSE = pose.LIMBS.index((pose.NECK, pose.NOSE))
+_SHOULDER_LINE = [pose.LIMBS.index((pose.NECK, pose.R_SHOULDER)), pose.LIMBS.index((pose.NECK, pose.L_SHOULDER))]
+# A label pixel counts for a limb when it is this far from white and this close to the limb's direction.
+_LIMB_MIN_DIFFERENCE, _LIMB_MIN_COSINE = 0.06, 0.97
+# Facing the camera (or the back), the shoulder line spans about 0.2 standing heights, 5-6 of the
+# 64 columns at the footage's scale; side-on it shrinks to 0-2.
+FACING_MIN_SHOULDER_COLUMNS = 3
+
+
+def turned_away(label: np.ndarray) -> bool:
+    """Whether a label on white (H, W, 3 in [0, 1]) shows the performer side-on or from the back:
+    its shoulder line (the two neck-shoulder limbs) spans fewer than FACING_MIN_SHOULDER_COLUMNS
+    columns, or no neck-nose limb shows above it (OpenPose finds no nose on a back)."""
+    difference = 1.0 - label
+    size = np.linalg.norm(difference, axis=-1)
+    cosine = (difference / np.maximum(size, 1e-6)[..., None]) @ _LIMB_DIRECTIONS.T
+    limb = np.where((size > _LIMB_MIN_DIFFERENCE) & (cosine.max(axis=-1) > _LIMB_MIN_COSINE), cosine.argmax(axis=-1), -1)
+    rows, columns = np.nonzero(np.isin(limb, _SHOULDER_LINE))
+    if columns.size == 0 or np.ptp(columns) + 1 < FACING_MIN_SHOULDER_COLUMNS:
+        return True
+    nose_rows = np.nonzero(limb == _NECK_TO_NOSE)[0]
+    return not (nose_rows < rows.mean()).any()
+
+
+def background_light(frames: np.ndarray) -> tuple[float, float]:
+    """(5th to 95th percentile of the brightness, the four corners' mean brightness minus the
+    centre's) of the empty studio seen in `frames` (N, H, W, 3) in [0, 1]; corners and centre
+    are blocks of a quarter of the height by an eighth of the width."""
+    brightness = np.percentile(frames.mean(axis=-1), 90, axis=0)
+    h, w = brightness.shape[0] // 4, brightness.shape[1] // 8
+    low, high = np.percentile(brightness, [5, 95])
+    corners = np.mean([brightness[:h, :w].mean(), brightness[:h, -w:].mean(),
+                       brightness[-h:, :w].mean(), brightness[-h:, -w:].mean()])
+    cy, cx = brightness.shape[0] // 2, brightness.shape[1] // 2
+    centre = brightness[cy - h // 2:cy + h - h // 2, cx - w // 2:cx + w - w // 2].mean()
+    return float(high - low), float(corners - centre)
+
+
+def measure(train_frames: np.ndarray, val_frames: np.ndarray, labels: np.ndarray,
+            train_labels: np.ndarray) -> FootageStats:
     """The statistics above: the background from `train_frames`, motion and baseline on the
-    `val_frames` video, faintness on `labels`."""
-    background = np.median(_as_float(train_frames), axis=0)
+    `val_frames` video, faintness on `labels` (the val video's), travel and facing on the first
+    TRAVEL_FRAMES of `train_frames` and `train_labels`."""
+    train = _as_float(train_frames)
+    background = np.median(train, axis=0)
     val = _as_float(val_frames)
     faint, strong, mean, on_white = label_faintness(labels)
     share, rows = performer(val, background)
-    consecutive = float(np.mean(psnr(val[1:], val[:-1])))
+    steps = psnr(val[1:], val[:-1])
     first = float(np.mean(psnr(val[1:], np.broadcast_to(val[:1], val[1:].shape))))
-    return FootageStats(faint, strong, mean, on_white, share, rows, consecutive, first)
+    travel = horizontal_travel(train[:TRAVEL_FRAMES], background)
+    away = float(np.mean([turned_away(label) for label in _as_float(train_labels[:TRAVEL_FRAMES])]))
+    light_range, corners = background_light(train)
+    low, high = np.percentile(steps, [5, 95])
+    return FootageStats(faint, strong, mean, on_white, share, rows, float(np.mean(steps)), first,
+                        float(high - low), travel, away, light_range, corners)
+
+
+# Measures that this project has no figure of the real footage for (the footage is not shipped).
+NOT_MEASURED = "not measured"
 
 
 def format_stats(stats: FootageStats) -> str:
@@ -102,6 +186,12 @@ def format_stats(stats: FootageStats) -> str:
         ("rows the performer spans", f"{stats.foreground_rows:.1f}", f"{REAL_FOOTAGE['foreground_rows']}"),
         ("consecutive-frame PSNR", f"{stats.consecutive_psnr:.1f} dB", f"{lo:.0f}-{hi:.0f} dB"),
         ("repeat-first-frame PSNR (val)", f"{stats.first_frame_psnr:.1f} dB", f"about {REAL_FOOTAGE['first_frame_psnr']:.0f} dB"),
+        ("consecutive-frame PSNR, 5-95 % range", f"{stats.consecutive_psnr_range:.1f} dB", NOT_MEASURED),
+        ("performer's travel (centre, 5-95 %)", f"{stats.horizontal_travel:.0%} of width",
+         f"{REAL_FOOTAGE['horizontal_travel']:.0%} of width"),
+        ("frames side-on or from the back", f"{stats.turned_away_share:.0%}", NOT_MEASURED),
+        ("background brightness, 5-95 %", f"{stats.background_range:.2f}", NOT_MEASURED),
+        ("background corners minus centre", f"{stats.corners_minus_centre:+.2f}", NOT_MEASURED),
     ]
     width = max(len(r[0]) for r in rows)
     lines = [f"{'':{width}}  {'this data':>10}  real footage"]

@@ -20,7 +20,7 @@ from lab4.synth.video import plan_video
 
 log = logging.getLogger(__name__)
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 # Written when generation starts and removed when it ends: a folder holding it holds an
 # interrupted run of ours, which may be wiped and redone without asking for force=True.
 PARTIAL_MARKER = "lab4_synth.partial"
@@ -206,6 +206,10 @@ def generate_dataset(
             _say(f"{root}: synthetic dataset ({style}, {size}, seed {seed}) already generated", progress)
             return root
         _say(f"{root}: files of this dataset are missing; generating it again", progress)
+    elif manifest is not None and _same_dataset({**manifest, "version": GENERATOR_VERSION}, spec, seed, style):
+        # An older generator's rendering of the same dataset: nothing in it was made by hand.
+        _say(f"{root}: written by generator version {manifest.get('version')}; generating it again with "
+             f"version {GENERATOR_VERSION}", progress)
     elif manifest is not None and not force:
         raise FileExistsError(
             f"{root} already holds {_describe_manifest(manifest)}, not style {style!r} size {size!r} seed {seed}; "

@@ -94,6 +94,11 @@ class Appearance:
     light_tint: RGB
     shadow: float
     reflection: float
+    # The studio's uneven light: a bright band along the top of the frame (the lighting rig), and
+    # a soft shadow cast across the floor by a key light to one side (offset in standing heights).
+    top_band: float = 0.0
+    cast_shadow: float = 0.0
+    cast_offset: float = 0.0
 
 
 def sample_appearance(seed: int, split: str, index: int) -> Appearance:
@@ -146,23 +151,25 @@ def sample_appearance(seed: int, split: str, index: int) -> Appearance:
 
 def studio_appearance(seed: int) -> Appearance:
     """The one performer and studio of a `studio` dataset, as the real footage shows them: a pale
-    grey wall lit in soft patches by ceiling lights, a lighter floor, and a performer in a dark
-    long-sleeved top and dark trousers, about 26 of the 32 rows tall."""
+    grey wall under a bright band of light at the top, lit unevenly (brighter and darker regions
+    across the wall and the floor), a lighter floor where the performer casts a soft shadow, and
+    a performer in a dark long-sleeved top and dark trousers, about 26 of the 32 rows tall."""
     rng = np.random.default_rng([seed, STUDIO_STREAM, 0, APPEARANCE_STREAM])
-    grey = rng.uniform(178, 192)
+    grey = rng.uniform(168, 182)
     wall = _jitter(rng, (int(grey), int(grey + 1), int(grey + 3)), 1.5)
+    # Lights at the wall's top, and darker regions (negative strength) lower down between them.
     lights = tuple(
-        Light(x=float(x + rng.uniform(-0.08, 0.08)), y=float(rng.uniform(-0.06, 0.04)),
-              radius=float(rng.uniform(0.16, 0.24)), strength=float(rng.uniform(14, 22)))
-        for x in (0.35, 1.0, 1.65)
+        Light(x=float(x + rng.uniform(-0.08, 0.08)), y=float(y + rng.uniform(-0.04, 0.04)),
+              radius=float(rng.uniform(0.2, 0.3)), strength=float(sign * rng.uniform(18, 28)))
+        for x, y, sign in ((0.3, 0.0, 1.0), (1.0, 0.05, 1.0), (1.7, 0.0, 1.0), (0.65, 0.55, -1.0), (1.5, 0.6, -1.0))
     )  # fmt: skip
     return Appearance(
         skin=_jitter(rng, (222, 172, 140), 5),
         hair=_jitter(rng, (30, 24, 22), 3),
         hair_style="short",
-        shirt=_jitter(rng, (40, 40, 48), 3),
+        shirt=_jitter(rng, (58, 58, 66), 3),
         long_sleeves=True,
-        trousers=_jitter(rng, (30, 31, 38), 3),
+        trousers=_jitter(rng, (48, 49, 56), 3),
         shorts=False,
         shoes=_jitter(rng, (26, 26, 28), 2),
         height=0.84,
@@ -179,8 +186,11 @@ def studio_appearance(seed: int) -> Appearance:
         feet_row=30,
         lights=lights,
         light_tint=(255, 250, 240),
-        shadow=0.18,
+        shadow=0.22,
         reflection=0.04,
+        top_band=float(rng.uniform(40, 50)),
+        cast_shadow=0.2,
+        cast_offset=float(rng.choice((-1.0, 1.0)) * rng.uniform(0.25, 0.35)),
     )
 
 
@@ -210,6 +220,8 @@ def render_background(app: Appearance) -> np.ndarray:
     depth = (y - app.horizon) / (1.0 - app.horizon)  # 0 at the wall, 1 at the bottom edge
     floor = np.asarray(app.floor, np.float64) * (1.0 + app.floor_gradient * depth)
     floor = floor + floor_glow * np.exp(-3.0 * depth) * tint
+    if app.top_band:
+        wall = wall + app.top_band * np.exp(-((y / 0.1) ** 2)) * tint
     image = np.where(y < app.horizon, wall, floor)
     # A skirting board: a soft dark line where the wall meets the floor.
     image = image * (1.0 - 0.1 * np.exp(-(((y - app.horizon) * FRAME_H / 0.6) ** 2)))

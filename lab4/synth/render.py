@@ -196,7 +196,15 @@ def _shadow(app: Appearance, fig: Figure, i: int) -> np.ndarray:
     on_floor = np.arange(FRAME_H) + 0.5 >= app.horizon * FRAME_H
     gy = np.exp(-(((np.arange(FRAME_H) - fig.feet_line) / (0.05 * fig.scale)) ** 2)) * on_floor
     strength = app.shadow / (1.0 + 20.0 * float(fig.bounce[i]))
-    return 1.0 - strength * np.outer(gy, gx)
+    darkening = strength * np.outer(gy, gx)
+    if app.cast_shadow:
+        # Cast by a light to one side: longer and softer than the contact shadow, it slides
+        # across the floor as the performer moves.
+        cast_x = feet_x + app.cast_offset * fig.scale
+        cx = np.exp(-(((np.arange(FRAME_W) - cast_x) / (spread + 0.25 * fig.scale)) ** 2))
+        cy = np.exp(-(((np.arange(FRAME_H) - fig.feet_line - 0.5) / (0.1 * fig.scale)) ** 2)) * on_floor
+        darkening = darkening + app.cast_shadow * np.outer(cy, cx)
+    return 1.0 - np.minimum(darkening, 0.9)
 
 
 def composite(background: np.ndarray, app: Appearance, fig: Figure, i: int) -> np.ndarray:
