@@ -9,6 +9,10 @@ RUN    ?= runs/$(PROFILE)
 PLAN   ?= ablations
 JOBS   ?= 1
 SWEEP  ?=
+# DATA=DIR: train and ablations on that dataset (the real data, say: --data DIR) instead of the
+# profile's or plan's; left unset, they make and use the synthetic data as before.
+DATA   ?=
+DATA_ARG = $(if $(DATA), --data "$(DATA)",)
 FIGURES ?= figures
 # tcmalloc, when installed (Debian: libtcmalloc-minimal4; `make setup` installs it where it can),
 # for every training command: glibc's allocator returns large activation buffers to the OS
@@ -51,8 +55,9 @@ data: setup
 	$(PY) -m lab4 data
 
 # A second `make train` continues an interrupted run, or keeps a finished one (lab4/run.py: EXISTING_MODES).
-train: data
-	$(RUN_PY) -m lab4 train --profile $(PROFILE) --run-dir $(RUN) --existing resume
+# With DATA=DIR it trains on DIR and makes no synthetic data.
+train: $(if $(DATA),setup,data)
+	$(RUN_PY) -m lab4 train --profile $(PROFILE) --run-dir $(RUN) --existing resume$(DATA_ARG)
 
 predict: setup
 	$(RUN_PY) -m lab4 predict $(RUN)
@@ -60,8 +65,9 @@ predict: setup
 # The ablation plan lab4/plans/$(PLAN).yaml (the training notebook once per run, papermill)
 # into runs/<plan name>/; finished runs are skipped. PLAN=ablations-lab JOBS=4: the template's
 # settings, one GPU per job. A plan naming its own data (smoke: data/tiny) needs that data.
-ablations: data
-	$(RUN_PY) -m lab4 sweep $(PLAN) --jobs $(JOBS)
+# DATA=DIR runs every run on DIR (the real data: PLAN=ablations-lab JOBS=4 DATA=DIR).
+ablations: $(if $(DATA),setup,data)
+	$(RUN_PY) -m lab4 sweep $(PLAN) --jobs $(JOBS)$(DATA_ARG)
 
 # The analysis notebook, headless, on $(SWEEP) (default: the latest sweep): every figure as
 # PDF + PNG in $(FIGURES)/ and $(FIGURES)/report.pdf; the executed notebook in the sweep folder.

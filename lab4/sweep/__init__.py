@@ -2,7 +2,8 @@
 
 plan: reading and checking a plan; runner: running its runs, `jobs` at a time, skipping those
 finished; workers: the process each run's notebook executes in, and the sweep folder's lock;
-summary: summary.csv; command: `python -m lab4 sweep` (its --help says how to use it).
+summary: summary.csv; slurm: the same runs as one Slurm job array (submitit, the `cluster` extra);
+command: `python -m lab4 sweep` (its --help says how to use it).
 """
 
 from lab4.run import ERROR_FILE, LOG_FILE, RUN_MARKER, RUN_NOTEBOOK, SUMMARY_FILE, SWEEP_FILE

@@ -1,6 +1,8 @@
 """Running a sweep: every run of the plan that has not finished, `jobs` at a time (one GPU
 each where there are several), each in a worker process (lab4.sweep.workers); a failing run is
-reported while the others go on; summary.csv at the end."""
+reported while the others go on; summary.csv at the end. A launcher (lab4.sweep.slurm) can take
+the place of the local pool: the same runs, skipped and resumed by the same rules, each done by
+the same _execute, elsewhere."""
 
 from __future__ import annotations
 
@@ -14,9 +16,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from lab4.io import atomic_write_text
 from lab4.knobs import NOTEBOOK_KNOBS
@@ -126,7 +129,7 @@ def _execute(run: RunSpec, plan: Plan, sweep_dir: Path, notebook: Path, existing
     }
     job_file = run_dir / "sweep_job.json"
     atomic_write_text(job_file, json.dumps(job, indent=2) + "\n")
-    device = f"GPU {env['CUDA_VISIBLE_DEVICES']}" if "CUDA_VISIBLE_DEVICES" in env else ""
+    device = f"GPU {env['CUDA_VISIBLE_DEVICES']}" if env.get("CUDA_VISIBLE_DEVICES") else ""
     printer.started(run.name)
     printer.line(f"[{run.name}] started{' on ' + device if device else ''}: "
                  f"{display_path(run_dir / RUN_NOTEBOOK)} (log {display_path(run_dir / LOG_FILE)})")
@@ -163,6 +166,34 @@ def _execute(run: RunSpec, plan: Plan, sweep_dir: Path, notebook: Path, existing
     return Outcome(run, "failed", seconds, error=error, device=device)
 
 
+def run_env(threads: int | None = None, gpu: str | None = None) -> dict[str, str]:
+    """The environment a run's worker starts with: unbuffered output (its epoch lines come as they
+    are printed), its GPU, and its CPU threads when the machine is shared."""
+    env = dict(os.environ)
+    env["PYTHONUNBUFFERED"] = "1"
+    if gpu is not None:
+        env["CUDA_VISIBLE_DEVICES"] = gpu
+    if threads:
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            env[var] = str(threads)
+    return env
+
+
+class Launcher(Protocol):
+    """Runs a sweep's pending runs somewhere other than this machine's process pool."""
+
+    name: str
+
+    def where(self) -> str:
+        """Where and how the runs go, for the sweep's first line."""
+        ...
+
+    def launch(self, todo: list[tuple[RunSpec, str]], plan: Plan, sweep_dir: Path, notebook: Path,
+               printer: _Printer, force: bool) -> Iterator[Outcome]:
+        """Runs each (run, existing) of todo through _execute; yields each outcome as it is known."""
+        ...
+
+
 def _first_start(sweep_dir: Path, name: str) -> str:
     """When this sweep first started (kept across re-runs that finish it)."""
     try:
@@ -176,9 +207,9 @@ def _first_start(sweep_dir: Path, name: str) -> str:
 
 def run_sweep(plan: Plan, sweep_dir: Path | None = None, jobs: int = 1, force: bool = False,
               notebook: Path | None = None, threads: int | None = None, progress: bool = True,
-              only: list[str] | None = None) -> tuple[list[Outcome], Path]:
-    """Run every run of the plan that has not finished; write summary.csv. Returns the
-    outcomes (in plan order) and the summary's path."""
+              only: list[str] | None = None, launcher: Launcher | None = None) -> tuple[list[Outcome], Path]:
+    """Run every run of the plan that has not finished (here, `jobs` at a time, or through the
+    launcher); write summary.csv. Returns the outcomes (in plan order) and the summary's path."""
     sweep_dir = Path(sweep_dir or resolve(Path("runs") / plan.name))
     notebook = Path(notebook or resolve(NOTEBOOK))
     if not notebook.is_file():
@@ -202,16 +233,18 @@ def run_sweep(plan: Plan, sweep_dir: Path | None = None, jobs: int = 1, force: b
         "seeds": sorted({r.seed for r in plan.runs}), "varied": plan.varied,
         "runs": [r.name for r in plan.runs], "started": _first_start(sweep_dir, plan.name),
         "updated": _dt.datetime.now().isoformat(timespec="seconds"),
-        "jobs": jobs, "gpus": gpus, "host": platform.node(), "cpus": os.cpu_count(),
+        "launcher": launcher.name if launcher else "local", "jobs": jobs, "gpus": gpus, "host": platform.node(),
+        "cpus": os.cpu_count(),
         "python": platform.python_version(), "command": " ".join(sys.argv),
     }
     atomic_write_text(sweep_dir / SWEEP_FILE, json.dumps(info, indent=2, default=str) + "\n")
 
     printer = _Printer(len(runs), f"sweep {plan.name}", enabled=progress)
     where = f"{len(gpus)} GPU(s)" if gpus else f"CPU ({os.cpu_count()} cores)"
+    where = launcher.where() if launcher else f"{jobs} at a time on {where}"
     printer.line(f"sweep {plan.name}: {len(runs)} runs of {display_path(plan.path)} (profile {plan.profile}, "
-                 f"data {info['data_root']}) into {display_path(sweep_dir)}, {jobs} at a time on {where}")
-    if gpus and jobs > len(gpus):
+                 f"data {info['data_root']}) into {display_path(sweep_dir)}, {where}")
+    if gpus and jobs > len(gpus) and not launcher:
         printer.line(f"note: {jobs} jobs share {len(gpus)} GPU(s)")
     outcomes: dict[str, Outcome] = {}
     todo: list[tuple[RunSpec, str]] = []
@@ -235,43 +268,32 @@ def run_sweep(plan: Plan, sweep_dir: Path | None = None, jobs: int = 1, force: b
     cpu_threads = threads or (max(1, (os.cpu_count() or 1) // jobs) if not gpus and jobs > 1 else None)
 
     def job(run: RunSpec, existing: str) -> Outcome:
-        env = dict(os.environ)
-        env["PYTHONUNBUFFERED"] = "1"
         gpu = None
         if len(gpus) > 1:
             with pool_lock:
                 gpu = gpu_pool.pop(0) if gpu_pool else None
-            if gpu is not None:
-                env["CUDA_VISIBLE_DEVICES"] = gpu
-        if cpu_threads:
-            for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-                env[var] = str(cpu_threads)
         try:
-            return _execute(run, plan, sweep_dir, notebook, existing, env, printer, processes)
+            return _execute(run, plan, sweep_dir, notebook, existing, run_env(cpu_threads, gpu), printer, processes)
         finally:
             if gpu is not None:
                 with pool_lock:
                     gpu_pool.append(gpu)
 
+    def pooled() -> Iterator[Outcome]:
+        futures = {pool.submit(job, run, existing): run for run, existing in todo}
+        for future in as_completed(futures):
+            try:
+                yield future.result()
+            except Exception as exc:  # noqa: BLE001 - one run's failure must not stop the others
+                yield Outcome(futures[future], "failed", error=f"{type(exc).__name__}: {exc}")
+
     pool = ThreadPoolExecutor(max_workers=jobs)
     restore_sigterm = _sigterm_interrupts()
     try:
-        futures = {pool.submit(job, run, existing): run for run, existing in todo}
-        for future in as_completed(futures):
-            run = futures[future]
-            try:
-                outcome = future.result()
-            except Exception as exc:  # noqa: BLE001 - one run's failure must not stop the others
-                outcome = Outcome(run, "failed", error=f"{type(exc).__name__}: {exc}")
-            outcomes[run.name] = outcome
-            if outcome.status == "done":
-                row = run_summary(sweep_dir / run.name)
-                printer.line(f"[{run.name}] done in {outcome.seconds:.0f}s: {headline(row)}")
-            else:
-                printer.line(f"[{run.name}] FAILED after {outcome.seconds:.0f}s: {outcome.error}\n"
-                             f"    executed notebook: {display_path(sweep_dir / run.name / RUN_NOTEBOOK)}\n"
-                             f"    log: {display_path(sweep_dir / run.name / LOG_FILE)}")
-            printer.finished()
+        results = launcher.launch(todo, plan, sweep_dir, notebook, printer, force) if launcher else pooled()
+        for outcome in results:
+            outcomes[outcome.run.name] = outcome
+            _report(outcome, sweep_dir, printer)
     except BaseException:  # Ctrl-C, SIGTERM (see _sigterm_interrupts), or a bug: no worker outlives the sweep
         pool.shutdown(wait=False, cancel_futures=True)
         stop_workers(list(processes.values()))
@@ -289,6 +311,18 @@ def run_sweep(plan: Plan, sweep_dir: Path | None = None, jobs: int = 1, force: b
     summary = write_summary(plan, sweep_dir, [outcomes[r.name] for r in plan.runs])
     lock.close()
     return [outcomes[r.name] for r in runs], summary
+
+
+def _report(outcome: Outcome, sweep_dir: Path, printer: _Printer) -> None:
+    """A finished run's line: its headline numbers, or its error with where to look."""
+    name = outcome.run.name
+    if outcome.status == "done":
+        printer.line(f"[{name}] done in {outcome.seconds:.0f}s: {headline(run_summary(sweep_dir / name))}")
+    else:
+        printer.line(f"[{name}] FAILED after {outcome.seconds:.0f}s: {outcome.error}\n"
+                     f"    executed notebook: {display_path(sweep_dir / name / RUN_NOTEBOOK)}\n"
+                     f"    log: {display_path(sweep_dir / name / LOG_FILE)}")
+    printer.finished()
 
 
 def _sigterm_interrupts() -> Any:
