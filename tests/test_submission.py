@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from pathlib import Path
 
 import numpy as np
@@ -81,14 +80,12 @@ def test_write_rejects_a_wrong_number_of_axes(tmp_path):
         sub.write_submission(np.zeros((630, 3, 32, 64), np.uint8), tmp_path / "submission.csv")
 
 
-def test_full_size_submission_is_fast_and_has_the_kaggle_layout(tmp_path):
+def test_full_size_submission_has_the_kaggle_layout(tmp_path):
     rng = np.random.default_rng(2)
     video = rng.integers(0, 256, (5, 630, 3, 32, 64), dtype=np.uint8)
     path = tmp_path / "submission.csv"
 
-    start = time.perf_counter()
     sub.write_submission(video, path)
-    assert time.perf_counter() - start < 10.0
     assert not list(tmp_path.glob("*.tmp"))
 
     with open(path) as file:

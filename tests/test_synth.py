@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -151,9 +150,7 @@ def test_rerun_returns_at_once_without_rewriting(studio_tiny: Path, capsys: pyte
     tiny = studio_tiny
     files = [tiny / "lab4_synth.json", tiny / "train" / "train_img" / "frame000000.png"]
     before = [p.stat().st_mtime_ns for p in files]
-    started = time.perf_counter()
     assert generate_dataset(tiny, "tiny", seed=0) == tiny
-    assert time.perf_counter() - started < 1.0
     assert [p.stat().st_mtime_ns for p in files] == before
     assert "already generated" in capsys.readouterr().out
 
