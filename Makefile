@@ -71,8 +71,10 @@ ablations: $(if $(DATA),setup,data)
 
 # The analysis notebook, headless, on $(SWEEP) (default: the latest sweep): every figure as
 # PDF + PNG in $(FIGURES)/ and $(FIGURES)/report.pdf; the executed notebook in the sweep folder.
+# Then the report draft: report/results.typ rewritten, report/report.typ (yours) created if missing,
+# both compiled to report/report.pdf (the typst package). DRAFT=1: only that last step (seconds).
 report: setup
-	$(RUN_PY) -m lab4 report $(SWEEP) --figures $(FIGURES)
+	$(RUN_PY) -m lab4 report $(SWEEP) --figures $(FIGURES)$(if $(DRAFT), --draft-only,)
 
 # JupyterLab on the analysis notebook (the frame scrubber needs a live kernel), served from the
 # project folder so that the notebook's links to the runs' GIFs resolve and the runs show in its browser.

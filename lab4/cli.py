@@ -216,10 +216,18 @@ def parser() -> argparse.ArgumentParser:
     for name, (_, text) in LAZY_COMMANDS.items():
         sub.add_parser(name, help=text)  # a placeholder: main() hands these to their module's parser
         if name == "sweep":
-            p = sub.add_parser("report", help="figures and figures/report.pdf of a sweep (runs the analysis notebook)")
+            p = sub.add_parser("report", help="figures and figures/report.pdf of a sweep (runs the analysis notebook), "
+                                              "and the Typst report draft report/report.pdf")
             p.add_argument("sweep", nargs="?", help="the sweep folder (default: the latest under runs/)")
             p.add_argument("--figures", default="figures",
                            help="where the figures and report.pdf go (default figures/)")
+            p.add_argument("--report-dir",
+                           help="where the draft goes (default: report/ beside the --figures folder): report.typ "
+                                "(yours, created once, never overwritten), results.typ (rewritten each time), "
+                                "report.pdf")
+            p.add_argument("--draft-only", action="store_true",
+                           help="skip the analysis notebook: rewrite results.typ from the figures already in "
+                                "--figures and compile report.pdf (seconds)")
             p.add_argument("--no-readme", dest="readme", action="store_false",
                            help="do not copy fig3_psnr_per_frame.png to readme_psnr_per_frame.png for the README")
             p.add_argument("--quiet", action="store_true", help="no progress bar over the notebook's cells")

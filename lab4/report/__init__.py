@@ -5,11 +5,17 @@ stable names, and figures/report.pdf (matplotlib PdfPages; no LaTeX, no browser)
 report` (what `make report` calls) executes that notebook headless with papermill on the
 latest sweep, so the notebook and the report cannot drift apart.
 
-book: ReportBook and the report's file names; pdf: report.pdf; command: `python -m lab4 report` and `table`.
+The same command then writes the report draft in Typst (report/report.typ, the student's, created
+once; report/results.typ, rewritten each time) and compiles it to report/report.pdf.
+
+book: ReportBook and the report's file names; pdf: report.pdf; command: `python -m lab4 report` and `table`;
+draft: the Typst draft and its compilation; values: its numbers and quoted code; template: the starter
+report.typ; typ: Python values as Typst source.
 """
 
-from lab4.report.book import FIGURE_NAMES, README_FIGURE, REPORT_FILE, TABLE_FILE, ReportBook
+from lab4.report.book import CAPTIONS_FILE, FIGURE_NAMES, README_FIGURE, REPORT_FILE, TABLE_FILE, ReportBook
 from lab4.report.command import ANALYSIS_NOTEBOOK, cmd_report, cmd_table, results_markdown, run_analysis
+from lab4.report.draft import DraftError, write_draft
 
-__all__ = ["ANALYSIS_NOTEBOOK", "FIGURE_NAMES", "README_FIGURE", "REPORT_FILE", "TABLE_FILE", "ReportBook",
-           "cmd_report", "cmd_table", "results_markdown", "run_analysis"]
+__all__ = ["ANALYSIS_NOTEBOOK", "CAPTIONS_FILE", "FIGURE_NAMES", "README_FIGURE", "REPORT_FILE", "TABLE_FILE",
+           "DraftError", "ReportBook", "cmd_report", "cmd_table", "results_markdown", "run_analysis", "write_draft"]

@@ -4,6 +4,7 @@ calls, one figure per cell), saved as PDF + PNG under stable names, and figures/
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Sequence
 
@@ -11,6 +12,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from lab4 import figures, stats, tables
+from lab4.io import atomic_write_text
 from lab4.report.pdf import write_pdf
 from lab4.results import SweepData
 from lab4.workspace import resolve
@@ -30,6 +32,8 @@ FIGURE_NAMES = (
 )
 REPORT_FILE = "report.pdf"
 TABLE_FILE = "results_table.csv"
+# Every saved figure's caption by name, for the Typst draft (lab4.report.draft), which draws no figure itself.
+CAPTIONS_FILE = "captions.json"
 README_FIGURE = ("fig3_psnr_per_frame", "readme_psnr_per_frame.png")
 
 
@@ -345,7 +349,7 @@ class ReportBook:
     # --- writing -----------------------------------------------------------------------
 
     def save(self, out_dir: str | Path, dpi: int = 150) -> list[Path]:
-        """Every figure as <out_dir>/<name>.pdf (vector) and .png; the table as CSV."""
+        """Every figure as <out_dir>/<name>.pdf (vector) and .png; the table as CSV; the captions as JSON."""
         out = resolve(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         written = []
@@ -358,6 +362,10 @@ class ReportBook:
             path = out / TABLE_FILE
             self.table.to_csv(path, index=False)
             written.append(path)
+        path = out / CAPTIONS_FILE
+        atomic_write_text(path, json.dumps({name: caption for name, (_fig, caption) in self.items.items()},
+                                           indent=2) + "\n")
+        written.append(path)
         return written
 
     def build_pdf(self, path: str | Path) -> Path:

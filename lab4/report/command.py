@@ -1,6 +1,7 @@
 """`python -m lab4 report` (what `make report` calls): the analysis notebook executed headless with
-papermill on a sweep (the latest by default), so the notebook and the report cannot drift apart;
-`python -m lab4 table`: a sweep's results as markdown."""
+papermill on a sweep (the latest by default), so the notebook and the report cannot drift apart, then
+the Typst report draft (lab4.report.draft) from the figures it saved; `python -m lab4 table`: a
+sweep's results as markdown."""
 
 from __future__ import annotations
 
@@ -41,10 +42,38 @@ def run_analysis(sweep_dir: Path, figures_dir: Path | None, notebook: Path | Non
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    import papermill as pm
-
     sweep_dir = resolve(args.sweep) if args.sweep else latest_sweep(resolve("runs"))
     figures_dir = resolve(args.figures)
+    if not getattr(args, "draft_only", False):
+        code = run_figures(args, sweep_dir, figures_dir)
+        if code:
+            return code
+    report_dir = getattr(args, "report_dir", None)
+    return draft(sweep_dir, figures_dir, resolve(report_dir) if report_dir else figures_dir.parent / "report")
+
+
+def draft(sweep_dir: Path, figures_dir: Path, report_dir: Path) -> int:
+    """The Typst draft (lab4.report.draft): results.typ refreshed, report.typ created if missing, report.pdf."""
+    from lab4.report.draft import DraftError, write_draft
+
+    try:
+        made = write_draft(sweep_dir, figures_dir, report_dir)
+    except DraftError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    mine = (f"; created {display_path(made.report)} (yours to edit: never overwritten)" if made.created
+            else f" from your {display_path(made.report)}")
+    print(f"wrote {display_path(made.results)} and {display_path(made.pdf or made.report)}{mine}")
+    if made.missing_figures:
+        print(f"note: {len(made.missing_figures)} figures are not in {display_path(figures_dir)}/ yet "
+              f"({', '.join(made.missing_figures)}): `python -m lab4 report` without --draft-only draws them")
+    return 0
+
+
+def run_figures(args: argparse.Namespace, sweep_dir: Path, figures_dir: Path) -> int:
+    """The analysis notebook: every figure as PDF + PNG and figures/report.pdf."""
+    import papermill as pm
+
     print(f"report: analysing {display_path(sweep_dir)} into {display_path(figures_dir)}/", flush=True)
     try:
         executed = run_analysis(sweep_dir, figures_dir, progress=not args.quiet)
