@@ -51,7 +51,7 @@ def cmd_data_stats(args: argparse.Namespace) -> int:
     check_layout(root, ("train", "val"))
     train, val = load_split(root, "train"), load_split(root, "val")
     print(f"{root}: {len(train)} train frames, {len(val)} val frames")
-    print(format_stats(measure(train.frames, val.frames, val.labels)))
+    print(format_stats(measure(train.frames, val.frames, val.labels, train.labels)))
     return 0
 
 
