@@ -16,14 +16,12 @@ from typing import Any, get_type_hints
 from lab4.io import atomic_write_text
 
 CHOICES: dict[str, tuple[str, ...]] = {
-    "output": ("clamp", "sigmoid", "composite"),
+    "output": ("clamp", "sigmoid"),
     "init": ("template", "identity"),
     "prior": ("fixed", "learned"),
-    "reference": ("previous", "first"),
-    "mask_target": ("changed", "helps"),
     "optimizer": ("adam", "adamw"),
     "lr_schedule": ("multistep", "cosine", "constant"),
-    "clip_mode": ("chunks", "random", "spread"),
+    "clip_mode": ("chunks", "random"),
     "tf_granularity": ("epoch", "batch"),
     "kl_anneal_type": ("Cyclical", "Monotonic", "None", "Sigmoid"),
     "kl_anneal_step": ("epoch", "iteration"),
@@ -40,7 +38,7 @@ class Config:
     data_root: str = "data/synthetic"
     train_vi_len: int = 16          # frames per training clip
     val_vi_len: int = 630           # frames of the validation rollout (capped at the val split)
-    clip_mode: str = "chunks"       # template: non-overlapping chunks; "random": random offsets; "spread": see data.ClipSampler
+    clip_mode: str = "chunks"       # template: non-overlapping chunks; "random": random offsets
     shuffle: bool = True
     partial: float = 1.0            # fraction of the training clips used per epoch
     fast_train: bool = False        # template flag: fewer clips for the first epochs
@@ -52,14 +50,9 @@ class Config:
     L_dim: int = 32
     N_dim: int = 12
     D_out_dim: int = 192
-    output: str = "clamp"           # "clamp" (template), "sigmoid", or "composite" (masked blend with the previous frame)
+    output: str = "clamp"           # "clamp" (template) or "sigmoid"
     init: str = "template"          # PyTorch's default (template) or "identity": start as repeat-the-previous-frame
     prior: str = "fixed"            # p(z): N(0, I) (template) or "learned": p(z_t | x_{t-1}, p_t) from a Gaussian_Predictor
-    reference: str = "previous"     # the frame each step is conditioned on: the previous one (template) or the first
-    reference_label: bool = False   # the Label_Encoder also sees the conditioning frame's pose (6 input channels)
-    paint_weight: float = 0.0       # composite only: weight of an extra MSE on the painted frame before the blend
-    mask_weight: float = 0.0        # composite only: weight of a cross-entropy telling the mask where to paint
-    mask_target: str = "changed"    # where that is: where the frame "changed", or where painting "helps" (step.clip_loss)
 
     # --- optimisation ---
     batch_size: int = 2
@@ -131,17 +124,6 @@ class Config:
                              f"(num_epoch={self.num_epoch})")
         if self.warmup_iters < 0:
             raise ValueError(f"config field warmup_iters={self.warmup_iters!r}: expected 0 (off) or more iterations")
-        for name in ("paint_weight", "mask_weight"):
-            weight = getattr(self, name)
-            if weight < 0:
-                raise ValueError(f"config field {name}={weight!r}: expected 0 (off) or a positive weight")
-            if weight > 0 and self.output != "composite":
-                raise ValueError(f"config field {name}={weight!r} needs output='composite' (got "
-                                 f"output={self.output!r}): only the composite output paints and masks")
-        if self.clip_mode == "spread" and self.reference != "first":
-            raise ValueError(f"config field clip_mode='spread' needs reference='first' (got reference="
-                             f"{self.reference!r}): a spread clip's frames are not consecutive, so no step can "
-                             "be conditioned on the one before it")
         if self.lr <= 0:
             raise ValueError(f"config field lr={self.lr!r}: expected a positive learning rate")
         for name in ("F_dim", "D_out_dim"):
@@ -155,12 +137,6 @@ class Config:
             raise ValueError(f"config field init='identity' needs F_dim and D_out_dim of at least 24 (got "
                              f"{self.F_dim}, {self.D_out_dim}): the narrowest layers, width/8, carry the RGB frame")
         return self
-
-    @property
-    def teacher_forcing_applies(self) -> bool:
-        """Whether teacher forcing can change a run: only on the template's chain of predictions;
-        with reference="first" every step is conditioned on the first frame, and nothing is fed back."""
-        return self.reference == "previous"
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

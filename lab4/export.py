@@ -51,8 +51,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help=LAZY_COMMANDS["export"][1])
-    p.add_argument("run_dir", help="a run folder made by `lab4 train` with the template's modules (prior fixed, "
-                                   "output clamp or sigmoid, reference_label false)")
+    p.add_argument("run_dir", help="a run folder made by `lab4 train` with the template's modules (prior fixed)")
     p.add_argument("--template", required=True, metavar="OUT.ckpt",
                    help="the file to write: {'state_dict': ...}, as the template's Trainer saves and Tester.py loads")
     p.add_argument("--checkpoint", default="best", help="best (default), last, or an epoch number")

@@ -15,34 +15,13 @@ import torch.nn.functional as F
 from lab4.config import CHOICES
 from lab4.layers import SLOPE, ConvFFN, DepthConv, DepthConvBlock, ResidualBlock, cat_channels, conv1x1, conv3x3
 
-# output="composite": the mask logit's starting bias. sigmoid(-3) = 0.047, so the untrained
-# model mostly keeps its previous frame and learns where to paint.
-MASK_BIAS = -3.0
-# The mask's logit is bounded softly to +-MASK_LOGIT_MAX (MASK_LOGIT_MAX * tanh(raw / MASK_LOGIT_MAX))
-# before the sigmoid. Without a bound the loss keeps rewarding a more certain "keep" on the
-# static background, the logits grow without end, and the gated feed-forward blocks (which
-# multiply activations) overflow to NaN within a few hundred updates. A hard clamp stops that
-# but makes a shut mask final: early on, when the painted frame is still grey, every pixel asks
-# for "keep", the logits cross the clamp and no gradient passes back. Near the soft bound the
-# tanh's gradient fades, so the push for more certainty fades too, but it never reaches zero.
-# A mask can still end up nearly shut; `paint_weight` keeps the painter learning then.
-# sigmoid(-8) = 3e-4.
-MASK_LOGIT_MAX = 8.0
 # Clamp on logvar before exp(): a stray large logvar would overflow exp() in fp16 and
 # blow up the KL; [-30, 20] leaves every reasonable variance untouched.
 LOGVAR_MIN, LOGVAR_MAX = -30.0, 20.0
 
 
-# How the generator's output becomes a frame: "clamp" (the template), "sigmoid", or
-# "composite" (a painted frame blended into the previous one by a predicted mask).
+# How the generator's output becomes a frame: "clamp" (the template) or "sigmoid".
 OUTPUTS = CHOICES["output"]
-
-
-# The frame each step is conditioned on: "previous", the template's autoregressive chain (the
-# prediction of step t-1, fed back), or "first", the sequence's first frame at every step. With
-# "first" no prediction is fed back, so an error at one step cannot carry on into the next, and
-# every step of a clip or rollout can run in one batched call; the modules are the template's.
-REFERENCES = CHOICES["reference"]
 
 
 class RGB_Encoder(nn.Sequential):
@@ -213,14 +192,8 @@ class VideoCVAE(nn.Module):
     """
 
     def __init__(self, F_dim: int = 128, L_dim: int = 32, N_dim: int = 12, D_out_dim: int = 192,
-                 output: str = "clamp", init: str = "template", prior: str = "fixed", reference: str = "previous",
-                 reference_label: bool = False):
+                 output: str = "clamp", init: str = "template", prior: str = "fixed"):
         super().__init__()
-        if reference not in REFERENCES:
-            raise ValueError(f"reference must be one of {', '.join(map(repr, REFERENCES))}, got {reference!r}")
-        # Which frame the decoder fuses (and the composite blends with); a property of the data
-        # flow, not of the weights. See REFERENCES.
-        self.reference = reference
         if output not in OUTPUTS:
             raise ValueError(f"output must be one of {', '.join(map(repr, OUTPUTS))}, got {output!r}")
         if init not in CHOICES["init"]:
@@ -233,16 +206,10 @@ class VideoCVAE(nn.Module):
         self.N_dim = N_dim
         self.output = output
         self.frame_transformation = RGB_Encoder(3, F_dim)
-        # reference_label: the Label_Encoder also sees the conditioning frame's pose beside the target's
-        # (6 input channels), so that what moved between the two poses is in its input, not left for
-        # the decoder to infer from the conditioning frame's pixels.
-        self.reference_label = reference_label
-        self.label_transformation = Label_Encoder(6 if reference_label else 3, L_dim)
+        self.label_transformation = Label_Encoder(3, L_dim)
         self.Gaussian_Predictor = Gaussian_Predictor(F_dim + L_dim, N_dim)
         self.Decoder_Fusion = Decoder_Fusion(F_dim + L_dim + N_dim, D_out_dim)
-        # "composite" adds a fourth output channel: the logit of the mask that blends the
-        # painted frame with the previous one.
-        self.Generator = Generator(D_out_dim, 4 if output == "composite" else 3)
+        self.Generator = Generator(D_out_dim)
         self.learned_prior = prior == "learned"
         if self.learned_prior:
             # Built last, so that the template modules draw the same initial weights from a
@@ -251,31 +218,12 @@ class VideoCVAE(nn.Module):
             self.Prior_Predictor = Gaussian_Predictor(F_dim + L_dim, N_dim)
         if init == "identity":
             init_identity(self)
-        if output == "composite":
-            nn.init.constant_(self.Generator[-1].bias[3:], MASK_BIAS)
 
     def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
         return self.frame_transformation(frames)
 
-    def encode_labels(self, labels: torch.Tensor, reference_labels: torch.Tensor | None = None) -> torch.Tensor:
-        """labels (B, 3, H, W); with reference_label also the conditioning frames' labels, the same shape."""
-        if self.reference_label:
-            if reference_labels is None or reference_labels.shape != labels.shape:
-                raise ValueError("reference_label=True: encode_labels needs the conditioning frames' labels "
-                                 f"(reference_labels) shaped like labels {tuple(labels.shape)}")
-            labels = torch.cat([labels, reference_labels], dim=1)
+    def encode_labels(self, labels: torch.Tensor) -> torch.Tensor:
         return self.label_transformation(labels)
-
-    def conditioning_labels(self, labels: torch.Tensor, start: int, stop: int) -> torch.Tensor | None:
-        """With reference_label, the labels of the frames steps start..stop-1 are conditioned on, for
-        encode_labels: labels (B, T, 3, H, W) -> (B * (stop - start), 3, H, W), the first frame's for
-        reference="first", else each step's previous frame's (its true pose, also when the frame
-        itself is the model's own prediction). None without reference_label."""
-        if not self.reference_label:
-            return None
-        if self.reference == "first":
-            return labels[:, :1].expand(-1, stop - start, -1, -1, -1).flatten(0, 1)
-        return labels[:, start - 1:stop - 1].flatten(0, 1)
 
     def posterior(self, frame_feat: torch.Tensor, label_feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """q(z | x_t, p_t): (mu, logvar) from the current frame's and label's features."""
@@ -294,39 +242,19 @@ class VideoCVAE(nn.Module):
         """Fuse [previous frame, label, z] and generate the frame, before the output mapping."""
         return self.Generator(self.Decoder_Fusion(prev_feat, label_feat, z))
 
-    def fit_output(self, raw: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
-        """What the reconstruction loss sees; `prev` is the previous frame (B, 3, H, W) in [0, 1].
+    def fit_output(self, raw: torch.Tensor) -> torch.Tensor:
+        """What the reconstruction loss sees.
 
         With `clamp` that is the raw output, as in the template (its generator has no
         output activation); clamping inside the loss would pass no gradient to pixels
         outside [0, 1] and could leave them stuck there.
         """
         raw = raw.float()
-        if self.output == "sigmoid":
-            return torch.sigmoid(raw)
-        if self.output == "composite":
-            # Pixels the mask leaves alone are copied from the previous frame exactly, so a
-            # static background cannot drift over a long rollout; where it paints, an error
-            # is blended away again in later steps instead of being copied on for ever.
-            mask = torch.sigmoid(self.mask_logit(raw))
-            return mask * self.painted(raw) + (1 - mask) * prev.float()
-        return raw
+        return torch.sigmoid(raw) if self.output == "sigmoid" else raw
 
-    def mask_logit(self, raw: torch.Tensor) -> torch.Tensor:
-        """output="composite": the logit of the blend mask (1: paint, 0: keep), bounded softly to +-MASK_LOGIT_MAX."""
-        if self.output != "composite":
-            raise RuntimeError(f"output={self.output!r}: only the composite output has a mask")
-        return MASK_LOGIT_MAX * torch.tanh(raw[:, 3:].float() / MASK_LOGIT_MAX)
-
-    def painted(self, raw: torch.Tensor) -> torch.Tensor:
-        """output="composite": the painted frame in [0, 1], before the mask blends it with the previous one."""
-        if self.output != "composite":
-            raise RuntimeError(f"output={self.output!r}: only the composite output paints a frame to blend")
-        return torch.sigmoid(raw[:, :3].float())
-
-    def to_image(self, raw: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
+    def to_image(self, raw: torch.Tensor) -> torch.Tensor:
         """Every frame that leaves the model (fed back, shown, scored) lies in [0, 1]."""
-        return self.fit_output(raw, prev).clamp(0.0, 1.0)
+        return self.fit_output(raw).clamp(0.0, 1.0)
 
     def latent_shape(self, frames: torch.Tensor) -> tuple[int, int, int, int]:
         return (frames.shape[0], self.N_dim, frames.shape[-2], frames.shape[-1])

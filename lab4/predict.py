@@ -18,7 +18,7 @@ from lab4.io import atomic_path, atomic_write_text, strict_json
 from lab4.model import VideoCVAE
 from lab4.rollout import rollout
 from lab4.run import RunPaths
-from lab4.rundir import config_differences
+from lab4.rundir import config_differences, load_run_config
 from lab4.template import load_template_state, read_template_checkpoint
 from lab4.train import build_model
 
@@ -37,7 +37,7 @@ def run_config(run_dir: Path) -> Config:
     if not paths.config.is_file():
         raise FileNotFoundError(f"{paths.root}: no config.json; expected a run folder made by `lab4 train` (or, "
                                 "with --checkpoint FILE of the template, any folder for the output)")
-    return Config.load(paths.config)
+    return load_run_config(paths.config)
 
 
 def load_trained(run_dir: Path, which: str = "best", device: torch.device | None = None,
@@ -81,7 +81,7 @@ def load_template(paths: RunPaths, path: Path, state: dict[str, torch.Tensor], e
         if sizes is not None:
             raise ValueError(f"--profile/--set: {paths.config} already sizes the model; they are for a template "
                              "checkpoint predicted into a folder without config.json")
-        cfg, sizes_from = Config.load(paths.config), str(paths.config)
+        cfg, sizes_from = load_run_config(paths.config), str(paths.config)
     else:
         cfg, sizes_from = (sizes, "--profile/--set") if sizes is not None else (Config(), "the template's defaults")
     model = build_model(cfg)

@@ -1,10 +1,8 @@
 """Autoregressive generation from the prior: the validation and test rollouts.
 
 Given first frames and the labels of every step, each prediction becomes the previous
-frame of the next step (with a model conditioned on the first frame, reference="first", the
-first frame stays the conditioning frame of every step, and as no step waits for another,
-blocks of steps decode in one call). All sequences roll out together as one batch, label
-features are computed in a few large calls, and nothing leaves the device inside the loop.
+frame of the next step. All sequences roll out together as one batch, label features are
+computed in a few large calls, and nothing leaves the device inside the loop.
 
 The prior is N(0, I) (the template) or, for a model with a learned prior, the Gaussian
 p(z_t | x_{t-1}, p_t) it predicts from the previous prediction and the label. z strategies:
@@ -24,14 +22,11 @@ import torch
 
 from lab4.config import CHOICES
 from lab4.device import autocast
-from lab4.layers import flatten_steps
 from lab4.model import VideoCVAE, reparameterize
 
 # Label features for a 630-step rollout of the full-size model take ~160 MB per
 # sequence; encoding them this many steps at a time bounds the memory.
 LABEL_CHUNK = 128
-# reference="first": frames decoded per call (steps x sequences x draws).
-DECODE_ROWS = 64
 ORACLE_Z_MODES = ("best_of",)  # need the ground truth, so no config's val_z or test_z may name them
 Z_MODES = CHOICES["test_z"] + ORACLE_Z_MODES
 MULTI_SAMPLE_Z_MODES = ("mean", "best_of")  # decode `samples` z per step
@@ -65,8 +60,7 @@ def rollout(model: VideoCVAE, first_frames: torch.Tensor, labels: torch.Tensor, 
             dtype: torch.dtype | None = None, truth: torch.Tensor | None = None) -> torch.Tensor:
     """first_frames (S, 3, H, W), labels (S, T, 3, H, W) in [0, 1] -> frames (S, T, 3, H, W).
 
-    Frame 0 of the result is the given first frame; labels[:, 0] is used only by a model with
-    reference_label (the first frame's pose). z_mode is one
+    Frame 0 of the result is the given first frame (labels[:, 0] is not used). z_mode is one
     of Z_MODES (see the module's docstring); "mean" and "best_of" decode `samples` z per
     step. "best_of" is an oracle and needs `truth` (S, T, 3, H, W), the ground-truth frames.
     """
@@ -81,78 +75,26 @@ def rollout(model: VideoCVAE, first_frames: torch.Tensor, labels: torch.Tensor, 
     draws = samples if z_mode in MULTI_SAMPLE_Z_MODES else 1
     out = torch.empty((seqs, length) + tuple(first_frames.shape[1:]), device=device)
     out[:, 0] = first_frames
+    prev = first_frames
     with autocast(device, dtype):
-        if model.reference == "first":
-            _rollout_from_first(model, first_frames, labels, out, z_mode, draws, generator, truth)
-        else:
-            _rollout_chain(model, first_frames, labels, out, z_mode, draws, generator, truth)
+        for start in range(1, length, LABEL_CHUNK):
+            stop = min(start + LABEL_CHUNK, length)
+            chunk = model.encode_labels(labels[:, start:stop].flatten(0, 1)).unflatten(0, (seqs, stop - start))
+            for t in range(start, stop):
+                label_feat = chunk[:, t - start]
+                prev_feat = model.encode_frames(prev)
+                z = draw_z(model, prev_feat, label_feat, z_mode, draws, generator)
+                if draws > 1:  # laid out as draw_z lays out z: the draws of a sequence adjacent
+                    label_feat, prev_feat = (x.repeat_interleave(draws, dim=0) for x in (label_feat, prev_feat))
+                frame = model.to_image(model.decode(prev_feat, label_feat, z))
+                if draws > 1:
+                    frame = _pick(frame.unflatten(0, (seqs, draws)), z_mode, None if truth is None else truth[:, t])
+                out[:, t] = frame
+                prev = frame
     model.train(was_training)
     return out
-
-
-def _encode_chunk(model: VideoCVAE, labels: torch.Tensor, start: int, stop: int) -> torch.Tensor:
-    """Label features of steps start..stop-1 of every sequence: (S, stop - start, L, H, W)."""
-    chunk = model.encode_labels(labels[:, start:stop].flatten(0, 1), model.conditioning_labels(labels, start, stop))
-    return chunk.unflatten(0, (labels.shape[0], stop - start))
-
-
-def _per_draw(draws: int, *rows: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """Each row repeated `draws` times, the draws of a row adjacent (as draw_z lays out z)."""
-    return tuple(row.repeat_interleave(draws, dim=0) for row in rows) if draws > 1 else rows
 
 
 def _pick(candidates: torch.Tensor, z_mode: str, truth: torch.Tensor | None) -> torch.Tensor:
     """candidates (S, K, 3, H, W) of one step -> the frame that step shows (S, 3, H, W)."""
     return candidates.mean(dim=1) if z_mode == "mean" else closest_to_truth(candidates, truth)
-
-
-def _rollout_chain(model: VideoCVAE, first_frames: torch.Tensor, labels: torch.Tensor, out: torch.Tensor,
-                   z_mode: str, draws: int, generator: torch.Generator | None, truth: torch.Tensor | None) -> None:
-    """The template's chain: each step is conditioned on the previous prediction, one step at a time."""
-    seqs, length = labels.shape[:2]
-    prev = first_frames
-    for start in range(1, length, LABEL_CHUNK):
-        stop = min(start + LABEL_CHUNK, length)
-        chunk = _encode_chunk(model, labels, start, stop)
-        for t in range(start, stop):
-            label_feat = chunk[:, t - start]
-            prev_feat = model.encode_frames(prev)
-            z = draw_z(model, prev_feat, label_feat, z_mode, draws, generator)
-            label_feat, prev_feat, cond = _per_draw(draws, label_feat, prev_feat, prev)
-            frame = model.to_image(model.decode(prev_feat, label_feat, z), cond)
-            if draws > 1:
-                frame = _pick(frame.unflatten(0, (seqs, draws)), z_mode, None if truth is None else truth[:, t])
-            out[:, t] = frame
-            prev = frame
-
-
-def _rollout_from_first(model: VideoCVAE, first_frames: torch.Tensor, labels: torch.Tensor, out: torch.Tensor,
-                        z_mode: str, draws: int, generator: torch.Generator | None,
-                        truth: torch.Tensor | None) -> None:
-    """reference="first": no step depends on another, so a block of steps decodes in one call.
-
-    Rows are laid out step-major (step, sequence, draw), so z is drawn in the same order as a
-    step-by-step loop would draw it.
-    """
-    seqs, length = labels.shape[:2]
-    first_feat = model.encode_frames(first_frames)
-    # Steps per decoder call: about DECODE_ROWS frames at a time bounds the activations' memory.
-    block = max(1, DECODE_ROWS // (seqs * draws))
-    for start in range(1, length, LABEL_CHUNK):
-        stop = min(start + LABEL_CHUNK, length)
-        chunk = _encode_chunk(model, labels, start, stop)
-        for lo in range(start, stop, block):
-            hi = min(lo + block, stop)
-            steps = hi - lo
-            label_feat = flatten_steps(chunk[:, lo - start:hi - start].transpose(0, 1))  # (steps * S, ...)
-            prev_feat = flatten_steps(first_feat.expand(steps, *first_feat.shape))
-            z = draw_z(model, prev_feat, label_feat, z_mode, draws, generator)
-            cond = first_frames.expand(steps, *first_frames.shape).flatten(0, 1)
-            label_feat, prev_feat, cond = _per_draw(draws, label_feat, prev_feat, cond)
-            frames = model.to_image(model.decode(prev_feat, label_feat, z), cond)
-            frames = frames.unflatten(0, (steps, seqs, draws))
-            if draws == 1:
-                out[:, lo:hi] = frames[:, :, 0].transpose(0, 1)
-                continue
-            for t in range(lo, hi):
-                out[:, t] = _pick(frames[t - lo], z_mode, None if truth is None else truth[:, t])

@@ -27,6 +27,24 @@ class RunExists(FileExistsError):
     pass
 
 
+# Config fields retired with the first-frame / composite strategies: a run saved before then records
+# them, and at these values they did what every run does now, so reading its config drops them. At
+# any other value the run used a retired option: its config names an unknown field.
+RETIRED_FIELDS: dict[str, Any] = {"reference": "previous", "reference_label": False, "paint_weight": 0.0,
+                                  "mask_weight": 0.0, "mask_target": "changed"}
+
+
+def without_retired(saved: dict[str, Any]) -> dict[str, Any]:
+    """A saved config's fields, less the retired ones that held their inert values (RETIRED_FIELDS)."""
+    return {key: value for key, value in saved.items()
+            if key not in RETIRED_FIELDS or value != RETIRED_FIELDS[key]}
+
+
+def load_run_config(path: Path) -> Config:
+    """A run folder's config.json as a Config (see RETIRED_FIELDS)."""
+    return from_dict(without_retired(json.loads(Path(path).read_text())))
+
+
 @dataclass(frozen=True)
 class FolderState:
     """What a run folder holds, compared with the config a run would use there."""
@@ -183,7 +201,7 @@ def config_differences(saved: dict[str, Any], cfg: Config) -> str:
     """'field: saved X, now Y' for every field but data_root where `cfg` differs from a saved config
     (fields added to Config since it was saved take their defaults); empty when they agree."""
     try:
-        then = from_dict({**saved, "data_root": cfg.data_root})
+        then = from_dict({**without_retired(saved), "data_root": cfg.data_root})
     except (ValueError, TypeError) as exc:
         return f"the saved config cannot be read by this lab4: {exc}"
     return config_changes(then, cfg)
@@ -229,7 +247,7 @@ def resume_config(run_dir: Path, profile: str | None = None, overrides: dict[str
         if detail:
             raise ValueError(f"--resume {paths.root} --profile {profile}: the run was not made with that profile "
                              f"({detail}); leave --profile out to resume with the run's own config")
-    cfg = from_dict({**saved, **(overrides or {})})
+    cfg = from_dict({**without_retired(saved), **(overrides or {})})
     if data_root:
         cfg.data_root = absolute(data_root)
     return cfg

@@ -29,16 +29,10 @@ TEMPLATE_MODULES = ("frame_transformation", "label_transformation", "Gaussian_Pr
 def not_template(cfg: Config) -> str | None:
     """Why a run's modules are not the template's (the field and what it adds), or None when they are.
 
-    Only the weights matter here: output, reference and init change how the modules are used or
-    started, not which weights they have (see `template_notes`)."""
+    Only the weights matter here: output and init change how the modules are used or started,
+    not which weights they have (see `template_notes`)."""
     if cfg.prior != "fixed":
         return f"prior={cfg.prior!r} adds a sixth module (Prior_Predictor) the template has not; expected prior='fixed'"
-    if cfg.output == "composite":
-        return ("output='composite' gives the Generator a fourth output channel (the blend mask); expected output "
-                "'clamp' or 'sigmoid'")
-    if cfg.reference_label:
-        return ("reference_label=true gives the Label_Encoder 6 input channels, the template's has 3; expected "
-                "reference_label=false")
     return None
 
 
@@ -48,9 +42,6 @@ def template_notes(cfg: Config) -> list[str]:
     if cfg.output == "sigmoid":
         notes.append("note: output='sigmoid': this run maps the Generator's output through torch.sigmoid; the "
                      "template's Tester.py does not, so apply it there (or the frames are not this run's)")
-    if cfg.reference == "first":
-        notes.append("note: reference='first': this run conditions every step on the sequence's first frame; the "
-                     "template's Tester.py feeds back its last prediction, so its rollout differs")
     return notes
 
 

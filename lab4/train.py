@@ -51,7 +51,7 @@ class TrainResult:
 
 def build_model(cfg: Config) -> VideoCVAE:
     model = VideoCVAE(cfg.F_dim, cfg.L_dim, cfg.N_dim, cfg.D_out_dim, output=cfg.output, init=cfg.init,
-                      prior=cfg.prior, reference=cfg.reference, reference_label=cfg.reference_label)
+                      prior=cfg.prior)
     if cfg.channels_last:
         # Inputs may stay NCHW: each convolution follows its weights' layout.
         model = model.to(memory_format=torch.channels_last)
@@ -160,8 +160,7 @@ def _train_locked(cfg: Config, paths: RunPaths, resume: bool, progress: bool, de
     amp_dtype = autocast_dtype(cfg, device)
     train_split = lab4_data.load_split(root, "train", progress=progress)
     val_split = lab4_data.load_split(root, "val", progress=progress)
-    sampler = lab4_data.ClipSampler(len(train_split), cfg.train_vi_len, cfg.clip_mode, cfg.shuffle,
-                                    lab4_data.train_video_lengths(root, len(train_split)))
+    sampler = lab4_data.ClipSampler(len(train_split), cfg.train_vi_len, cfg.clip_mode, cfg.shuffle)
     val_len = min(cfg.val_vi_len, len(val_split))
     val_frames = to_float_images(val_split.frames[:val_len], device)
     val_labels = to_float_images(val_split.labels[:val_len], device)
@@ -169,7 +168,7 @@ def _train_locked(cfg: Config, paths: RunPaths, resume: bool, progress: bool, de
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     model = build_model(cfg).to(device)
-    step_module: torch.nn.Module = ClipLossModule(model, cfg.paint_weight, cfg.mask_weight, cfg.mask_target)
+    step_module: torch.nn.Module = ClipLossModule(model)
     if ranks.active:
         # DDP starts every rank from rank 0's weights; the noise then differs per rank.
         step_module = torch.nn.parallel.DistributedDataParallel(
@@ -211,9 +210,6 @@ def _train_locked(cfg: Config, paths: RunPaths, resume: bool, progress: bool, de
         at, total = (epoch, cfg.num_epoch) if cfg.kl_anneal_step == "epoch" else (step, total_iters)
         return kl_beta(cfg.kl_anneal_type, at, total, cfg.kl_anneal_cycle, cfg.kl_anneal_ratio, cfg.kl_beta_max)
 
-    # Where teacher forcing changes nothing, the logs leave its ratio and draws empty rather than
-    # record numbers that did nothing.
-    tf_moot = not cfg.teacher_forcing_applies
     try:
         for epoch in range(start_epoch, cfg.num_epoch):
             started = time.perf_counter()
@@ -260,12 +256,11 @@ def _train_locked(cfg: Config, paths: RunPaths, resume: bool, progress: bool, de
                             f"iteration {global_step}; the run stopped and {kept}. "
                             "Try a lower lr, grad_clip, or precision=fp32.")
                     row = {"epoch": epoch + 1, "iteration": global_step, "loss": loss_v, "mse": mse_v,
-                           "kl": kl_v, "beta": beta, "teacher_forced": "" if tf_moot else int(forced)}
+                           "kl": kl_v, "beta": beta, "teacher_forced": int(forced)}
                     history["iters"].append(row)
                     if iter_log is not None:
                         iter_log.append(row)
-                    bar.set_postfix(loss=f"{loss_v:.4g}", mse=f"{mse_v:.4g}", beta=f"{beta:.2f}",
-                                    **({} if tf_moot else {"tf": int(forced)}))
+                    bar.set_postfix(loss=f"{loss_v:.4g}", mse=f"{mse_v:.4g}", beta=f"{beta:.2f}", tf=int(forced))
                     logged.zero_()
                     since_log = 0
             for group, scheduled in zip(optimizer.param_groups, scheduled_lrs):
@@ -290,8 +285,7 @@ def _train_locked(cfg: Config, paths: RunPaths, resume: bool, progress: bool, de
                     for i, (p, b, s, bs) in enumerate(zip(validation.psnr, validation.baseline_psnr,
                                                           validation.ssim, validation.baseline_ssim)))
             row = {
-                "epoch": epoch + 1, "lr": lr, "tfr": "" if tf_moot else tfr,
-                "teacher_forced": "" if tf_moot else forced_count / n_batches,
+                "epoch": epoch + 1, "lr": lr, "tfr": tfr, "teacher_forced": forced_count / n_batches,
                 "beta": float(np.mean(betas)), "train_loss": loss_m, "train_mse": mse_m, "train_kl": kl_m,
                 "val_mse": validation.mse if validation else "", "val_psnr": validation.mean_psnr if validation else "",
                 "baseline_psnr": validation.mean_baseline_psnr if validation else "",
@@ -352,8 +346,7 @@ def save_val_rollout(path: Path, validation: Validation, frames: torch.Tensor, l
 
 def format_epoch(row: dict[str, Any]) -> str:
     text = (f"epoch {row['epoch']:>3}  loss {row['train_loss']:.4g}  mse {row['train_mse']:.4g}  "
-            f"kl {row['train_kl']:.4g}  beta {row['beta']:.2f}  "
-            + (f"tfr {row['tfr']:.2f}  " if row["tfr"] != "" else "") + f"lr {row['lr']:.2g}")
+            f"kl {row['train_kl']:.4g}  beta {row['beta']:.2f}  tfr {row['tfr']:.2f}  lr {row['lr']:.2g}")
     if row["val_psnr"] != "":
         text += (f"  | val PSNR {row['val_psnr']:.2f} dB, SSIM {row['val_ssim']:.3f} (repeat-first-frame baseline "
                  f"{row['baseline_psnr']:.2f} dB, {row['baseline_ssim']:.3f})")

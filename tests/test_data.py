@@ -432,7 +432,7 @@ def test_clip_sampler_rejects_bad_parameters():
         ClipSampler(num_frames=20, clip_len=1)
     with pytest.raises(ValueError, match=r"train_vi_len .* split size 20 \(got 21\)"):
         ClipSampler(num_frames=20, clip_len=21)
-    with pytest.raises(ValueError, match=r"one of \('chunks', 'random', 'spread'\).*'sliding'"):
+    with pytest.raises(ValueError, match=r"one of \('chunks', 'random'\).*'sliding'"):
         ClipSampler(num_frames=20, clip_len=4, mode="sliding")
     with pytest.raises(ValueError, match="fraction"):
         ClipSampler(num_frames=20, clip_len=4).starts(0, 0, fraction=0.0)
@@ -443,33 +443,6 @@ def test_clips_of_consecutive_modes_are_their_starts_onwards():
         sampler = ClipSampler(num_frames=100, clip_len=6, mode=mode, shuffle=True)
         starts = sampler.starts(epoch=1, seed=3, fraction=0.5)
         np.testing.assert_array_equal(sampler.clips(epoch=1, seed=3, fraction=0.5), starts[:, None] + np.arange(6))
-
-
-def test_spread_clips_stay_in_one_video_with_the_reference_first():
-    lengths = [40, 5, 55]  # the 5-frame video is too short for a clip of 6 and is never drawn
-    sampler = ClipSampler(num_frames=100, clip_len=6, mode="spread", shuffle=True, video_lengths=lengths)
-    clips = sampler.clips(epoch=0, seed=2)
-    assert clips.shape == (100 // 6, 6) and clips.dtype == np.int64
-    np.testing.assert_array_equal(clips, sampler.clips(epoch=0, seed=2))
-    assert not np.array_equal(clips, sampler.clips(epoch=1, seed=2))
-    video = np.searchsorted(np.cumsum(lengths), clips, side="right")
-    assert np.all(video == video[:, :1]) and not np.any(video == 1)
-    for clip in clips:
-        assert len(set(clip.tolist())) == 6  # six different frames
-        assert np.all(np.diff(clip[1:]) > 0)  # the targets in frame order
-    many = ClipSampler(num_frames=1000, clip_len=4, mode="spread", video_lengths=[1000]).clips(epoch=0, seed=0)
-    gaps = np.abs(many[:, 1:] - many[:, :1])
-    assert gaps.max() > 500 and np.mean(many[:, 1] < many[:, 0]) > 0.2  # far apart, and before the reference too
-    np.testing.assert_array_equal(sampler.clips(epoch=0, seed=2, fraction=0.25), clips[:4])
-    in_order = ClipSampler(num_frames=100, clip_len=6, mode="spread", shuffle=False, video_lengths=lengths)
-    assert np.all(np.diff(in_order.clips(epoch=0, seed=2)[:, 0]) >= 0)
-
-    with pytest.raises(ValueError, match="use clips"):
-        sampler.starts(epoch=0, seed=2)
-    with pytest.raises(ValueError, match="at least that many frames.*longest has 5"):
-        ClipSampler(num_frames=10, clip_len=6, mode="spread", video_lengths=[5, 5])
-    with pytest.raises(ValueError, match="sum to 90"):
-        ClipSampler(num_frames=100, clip_len=6, mode="spread", video_lengths=[40, 50])
 
 
 def test_train_video_lengths_come_from_the_synthetic_manifest(tmp_path):
@@ -495,9 +468,9 @@ def test_gather_frames_returns_the_frames_at_those_indices(make_dataset):
         gather_frames(train, np.array([[0, 20]]))
 
 
-@pytest.mark.parametrize("mode", ["chunks", "random", "spread"])
+@pytest.mark.parametrize("mode", ["chunks", "random"])
 def test_draw_gives_exactly_the_clips_asked_for(mode: str) -> None:
-    sampler = ClipSampler(40, 5, mode, video_lengths=[20, 20])
+    sampler = ClipSampler(40, 5, mode)
     first_pass = sampler.clips(epoch=3, seed=1)
     drawn = sampler.draw(epoch=3, seed=1, count=19)
     assert drawn.shape == (19, 5)

@@ -212,18 +212,16 @@ def test_shipped_plans_cover_the_report():
     assert load_plan("ablations", seeds=[0, 1]).runs[1].name == "kl_none-s1"
 
 
-def test_a_teacher_forcing_comparison_on_first_frame_conditioning_is_refused(tmp_path):
-    """Conditioned on the first frame, every step ignores teacher forcing: a comparison there would
-    be runs that differ in nothing, so the plan is refused before any run starts."""
+def test_a_plan_naming_a_retired_option_is_refused(tmp_path):
+    """First-frame conditioning (reference) is retired: a plan that sets it stops before any run starts."""
     plan = write_plan(tmp_path, Path("data/tiny"), """
         name: tf_first
         profile: smoke
         settings: {reference: first}
         runs:
           - {name: tf_zero, groups: [tf], settings: {tfr: 0.0}}
-          - {name: tf_one, groups: [tf], settings: {tfr: 1.0}}
         """)
-    with pytest.raises(PlanError, match="teacher forcing changes nothing"):
+    with pytest.raises(PlanError, match="'reference' is not a config field"):
         load_plan(plan)
 
 
@@ -275,16 +273,17 @@ def test_jobs_get_a_gpu_each_and_never_share_one(tmp_path, monkeypatch):
 
 
 # Config fields added after the first sweeps ran, each with a default that keeps the old behaviour.
-NEWER_FIELDS = ("init", "warmup_iters", "prior", "reference", "paint_weight", "mask_weight", "mask_target",
-                "reference_label")
+NEWER_FIELDS = ("init", "warmup_iters", "prior")
 
 
 def test_a_finished_run_from_before_new_config_fields_is_still_finished(tmp_path, monkeypatch):
     """A marker saved before `init`, `warmup_iters`, `prior` (and later fields) existed lacks them; read through
     today's Config they take their defaults, so the run counts as finished when its settings
-    are the same, and as not finished when a real setting differs."""
+    are the same, and as not finished when a real setting differs. Fields retired since, at the
+    values every run has now, change nothing either."""
     import lab4.sweep as sweep
     from lab4.config import Config
+    from lab4.rundir import RETIRED_FIELDS
 
     plan = load_plan(write_plan(tmp_path, tmp_path / "data", """
         profile: smoke
@@ -302,7 +301,7 @@ def test_a_finished_run_from_before_new_config_fields_is_still_finished(tmp_path
         assert all(getattr(config, name) == getattr(Config(), name) for name in NEWER_FIELDS)
         return {k: v for k, v in config.to_dict().items() if k not in NEWER_FIELDS}
 
-    finish(runs["same"], without_newer_fields(runs["same"].config))
+    finish(runs["same"], {**without_newer_fields(runs["same"].config), **RETIRED_FIELDS})
     finish(runs["changed"], {**without_newer_fields(runs["changed"].config), "tfr": 0.25})
     assert sweep.marker_matches(sweep_dir / runs["same"].name, runs["same"])
     assert not sweep.marker_matches(sweep_dir / runs["changed"].name, runs["changed"])
@@ -412,17 +411,13 @@ def test_two_sweeps_never_share_a_folder(tmp_path):
     sweep.lock_folder(tmp_path).close()  # free again
 
 
-@pytest.mark.parametrize("name, profile, shared", [
-    ("strategies", "quick-chain", {"partial", "max_iters", "per_save"}),  # the variety plan's old budget
-    ("strategies-studio", "quick", set()),
-])
-def test_strategies_plans_change_only_each_runs_settings(name, profile, shared):
-    plan = load_plan(name)
-    assert plan.profile == profile and {r.seed for r in plan.runs} == {0, 1, 2}
+def test_the_strategies_plan_changes_only_each_runs_settings():
+    plan = load_plan("strategies-studio")
+    assert plan.profile == "quick" and {r.seed for r in plan.runs} == {0, 1, 2}
     reference = next(r for r in plan.runs if r.base == "quick").config.to_dict()
     for run in plan.runs:
         changed = {k for k, v in run.config.to_dict().items() if v != reference[k] and k != "seed"}
-        assert changed == set(run.settings) - {"seed"} - shared, run.name
+        assert changed == set(run.settings) - {"seed"}, run.name
     assert {"learned", "fixed"} == {r.config.prior for r in plan.runs}
 
 
@@ -434,7 +429,7 @@ def test_the_cpu_profiles_are_the_template_chain_with_a_budget_in_updates():
 
     quick, chain = make_config("quick"), make_config("quick-chain")
     assert quick.max_iters > 0 and chain.max_iters == quick.max_iters
-    assert quick.reference == "previous" and quick.tfr == 0.0 and quick.kl_anneal_type == "None"
+    assert quick.tfr == 0.0 and quick.kl_anneal_type == "None"
     assert {k for k, v in quick.to_dict().items() if v != getattr(chain, k)} == {"tfr", "kl_anneal_type"}
     ablations = load_plan("ablations")
     assert ablations.profile == "quick-chain"

@@ -251,13 +251,10 @@ def test_train_existing_resume_keeps_a_finished_run_continues_an_interrupted_one
 
 @pytest.mark.parametrize(("settings", "extra_module"), [
     ({"prior": "learned"}, "Prior_Predictor."),
-    ({"reference": "first", "output": "composite", "clip_mode": "spread", "mask_weight": 1.0, "mask_target": "helps",
-      "paint_weight": 1.0, "reference_label": True}, None),
 ])
 def test_model_options_train_resume_and_predict(data_root, tmp_path, monkeypatch, capsys, settings, extra_module):
-    """A learned prior; first-frame conditioning on spread clips with the mask loss: the run
-    trains, an interrupted run resumes to the same weights as an uninterrupted one, and it
-    predicts (z from the learned prior, for the first)."""
+    """A learned prior: the run trains, an interrupted run resumes to the same weights as an
+    uninterrupted one, and it predicts (z from the learned prior)."""
     args = ["train", "--profile", "smoke", "--data", str(data_root), "--set", "val_vi_len=12", "--quiet"]
     for name, value in settings.items():
         args += ["--set", f"{name}={value}"]
@@ -285,11 +282,6 @@ def test_model_options_train_resume_and_predict(data_root, tmp_path, monkeypatch
     assert without_timing(read_rows(tmp_path / "cut" / "train_log.csv")) == without_timing(
         read_rows(tmp_path / "whole" / "train_log.csv"))
     assert all(math.isfinite(float(r["train_kl"])) for r in read_rows(tmp_path / "cut" / "train_log.csv"))
-    # Teacher forcing does nothing when every step is conditioned on the first frame: nothing logged for it.
-    moot = settings.get("reference") == "first"
-    for log in ("train_log.csv", "iter_log.csv"):
-        for row in read_rows(tmp_path / "cut" / log):
-            assert (row["teacher_forced"] == "") == moot and (row.get("tfr", "") == "") == (moot or "tfr" not in row)
 
     capsys.readouterr()
     assert cli.main(["predict", str(tmp_path / "cut"), "--z", "zero", "--no-gif"]) == 0
@@ -319,10 +311,40 @@ def test_cli_help_and_light_commands_do_not_load_torch():
         assert done.returncode == 0 and f"python -m lab4 {command}" in done.stdout, done.stderr
 
 
-def test_spread_clips_need_first_frame_conditioning():
-    with pytest.raises(ValueError, match="clip_mode='spread' needs reference='first'"):
-        make_config("smoke", {"clip_mode": "spread"})
-    assert make_config("smoke", {"clip_mode": "spread", "reference": "first"}).clip_mode == "spread"
+RETIRED = {"reference": "first", "reference_label": True, "paint_weight": 1.0, "mask_weight": 1.0,
+           "mask_target": "helps"}
+
+
+@pytest.mark.parametrize("name, value", RETIRED.items())
+def test_a_retired_option_is_an_unknown_config_field(name, value, capsys):
+    """The first-frame / composite options are gone: a config, a --set or a plan naming one stops in one line."""
+    with pytest.raises(ValueError, match=rf"^unknown config field\(s\): {name}$"):
+        make_config("smoke", {name: value})
+    assert cli.main(["config", "--profile", "smoke", "--set", f"{name}={value}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no such config field" in err
+
+
+@pytest.mark.parametrize("name, value", [("output", "composite"), ("clip_mode", "spread")])
+def test_a_retired_choice_is_refused(name, value):
+    with pytest.raises(ValueError, match=f"config field {name}='{value}': expected one of"):
+        make_config("smoke", {name: value})
+
+
+def test_a_run_saved_before_the_retirement_still_reads(tmp_path):
+    """A run saved with the retired fields at the values every run has now reads as it was; one that
+    used a retired option names its fields as unknown."""
+    from lab4.rundir import RETIRED_FIELDS, config_differences, load_run_config
+
+    cfg = make_config("smoke")
+    (tmp_path / "old.json").write_text(json.dumps({**cfg.to_dict(), **RETIRED_FIELDS}))
+    assert load_run_config(tmp_path / "old.json") == cfg
+    assert config_differences({**cfg.to_dict(), **RETIRED_FIELDS}, cfg) == ""
+    (tmp_path / "first.json").write_text(json.dumps({**cfg.to_dict(), **RETIRED_FIELDS, "reference": "first"}))
+    with pytest.raises(ValueError, match=r"^unknown config field\(s\): reference$"):
+        load_run_config(tmp_path / "first.json")
+    assert "unknown config field(s): reference" in config_differences(
+        {**cfg.to_dict(), **RETIRED_FIELDS, "reference": "first"}, cfg)
 
 
 def test_a_budget_in_updates_does_the_same_work_on_any_data(data_root, tmp_path, make_dataset, capsys):

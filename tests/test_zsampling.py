@@ -66,8 +66,7 @@ def test_best_of_keeps_the_candidate_closest_to_the_truth(prior: str) -> None:
                 z = mu_p + eps * torch.exp(0.5 * logvar_p)
             else:
                 z = eps
-            prev = out[:, t - 1].repeat_interleave(samples, dim=0)
-            candidates = model.to_image(model.decode(prev_feat, label_feat, z), prev).unflatten(0, (SEQS, samples))
+            candidates = model.to_image(model.decode(prev_feat, label_feat, z)).unflatten(0, (SEQS, samples))
             mse = (candidates - frames[:, t, None]).pow(2).mean(dim=(-3, -2, -1))  # (S, N)
             kept = (out[:, t] - frames[:, t]).pow(2).mean(dim=(-3, -2, -1))
             torch.testing.assert_close(kept, mse.min(dim=1).values)

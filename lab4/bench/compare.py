@@ -63,7 +63,7 @@ SIZE_FIELDS = ("F_dim", "L_dim", "N_dim", "D_out_dim")
 
 def bench_config(args: argparse.Namespace, precision: str = "fp32", channels_last: bool = True) -> Config:
     """The template's method (what the naive loop writes out) at the widths of the --sizes profile:
-    a profile's other choices (quick's first-frame conditioning, say) are not what is compared."""
+    a profile's other choices (quick's sigmoid output and cosine LR, say) are not what is compared."""
     sizes = make_config(args.sizes)
     return make_config("lab", {**{name: getattr(sizes, name) for name in SIZE_FIELDS},
                                "batch_size": args.batch, "train_vi_len": args.clip,

@@ -45,14 +45,14 @@ def naive_clip_loss(model: VideoCVAE, frames: torch.Tensor, labels: torch.Tensor
         z = mu + eps * torch.exp(0.5 * logvar)
         parm = model.Decoder_Fusion(human_feat_hat, label_feat, z)
         raw = model.Generator(parm)
-        mse = mse + F.mse_loss(model.fit_output(raw, prev), img[i])
+        mse = mse + F.mse_loss(model.fit_output(raw), img[i])
         if model.learned_prior:
             mu_p, logvar_p = model.Prior_Predictor(human_feat_hat, label_feat)
             kl = kl + 0.5 * torch.sum(logvar_p - logvar + (logvar.exp() + (mu - mu_p).pow(2)) / logvar_p.exp()
                                       - 1) / batch
         else:
             kl = kl + (-0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()) / batch)
-        out = model.to_image(raw, prev)
+        out = model.to_image(raw)
     return mse + kl_weight * kl, mse, kl
 
 
@@ -88,7 +88,7 @@ def naive_rollout(model: VideoCVAE, first_frame: torch.Tensor, labels: torch.Ten
         label_feat = model.label_transformation(labels[i][None])
         human_feat_hat = model.frame_transformation(out)
         parm = model.Decoder_Fusion(human_feat_hat, label_feat, z)
-        out = model.to_image(model.Generator(parm), out)
+        out = model.to_image(model.Generator(parm))
         decoded.append(out.cpu())
     model.train(was_training)
     return torch.cat(decoded)

@@ -19,9 +19,7 @@ def whole_runs(args: argparse.Namespace, log: Callable[[str], None] = print) -> 
     What `make` does once per ablation: the naive run swaps lab4's training step and rollouts
     for the naive reference (`naive_train_step`, `naive_rollout` per sequence) and changes
     nothing else (data, sampler, schedules, checkpoints, scoring); both start from the same
-    seed and run in fp32, the naive loop's precision. Only the template's method has a naive
-    writing: the profile must condition each step on the previous frame and add no paint or
-    mask loss.
+    seed and run in fp32, the naive loop's precision.
     """
     import tempfile
     from unittest import mock
@@ -36,10 +34,6 @@ def whole_runs(args: argparse.Namespace, log: Callable[[str], None] = print) -> 
     if args.data:
         overrides["data_root"] = args.data
     cfg = make_config(args.whole_run, overrides)
-    if cfg.reference != "previous" or cfg.reference_label or cfg.paint_weight or cfg.mask_weight:
-        raise ValueError(f"--whole-run {args.whole_run}: the naive reference writes the template's method only "
-                         "(reference=previous, no reference_label, paint_weight and mask_weight 0); "
-                         "try quick-chain, lab or smoke")
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     log(f"whole runs: profile {args.whole_run}, {cfg.num_epoch} epoch(s), data {cfg.data_root}; "

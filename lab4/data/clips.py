@@ -1,8 +1,7 @@
-"""Training clips: which frames each clip of an epoch takes, kept inside one video of the train split."""
+"""Training clips: which frames each clip of an epoch takes."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -39,16 +38,10 @@ class ClipSampler:
     mode "chunks" reproduces the template: consecutive non-overlapping chunks
     (num_frames // clip_len of them; a partial tail is dropped). mode "random" draws the
     same number of clips per epoch, each at a random offset, so that every frame can start
-    a clip over the epochs. mode "spread" (for models conditioned on the first frame of a clip,
-    reference="first") draws the same number of clips, each a random reference frame followed
-    by clip_len - 1 other frames of the same video from anywhere in it, in frame order: the
-    model then learns to paint the dancer far from where the reference frame shows her, as a
-    630-frame rollout from one first frame asks, not only the few pixels a 16-frame clip moves.
-    `video_lengths` (summing to num_frames) keeps spread clips inside one video.
+    a clip over the epochs.
     """
 
-    def __init__(self, num_frames: int, clip_len: int, mode: str = "chunks", shuffle: bool = True,
-                 video_lengths: Sequence[int] | None = None) -> None:
+    def __init__(self, num_frames: int, clip_len: int, mode: str = "chunks", shuffle: bool = True) -> None:
         if mode not in CLIP_MODES:
             raise ValueError(f"clip mode must be one of {CLIP_MODES} (got {mode!r})")
         if clip_len < 2 or clip_len > num_frames:
@@ -60,12 +53,6 @@ class ClipSampler:
         self.clip_len = clip_len
         self.mode = mode
         self.shuffle = shuffle
-        self.video_lengths = list(video_lengths) if video_lengths is not None else [num_frames]
-        if sum(self.video_lengths) != num_frames:
-            raise ValueError(f"video lengths sum to {sum(self.video_lengths)}, expected the split's {num_frames} frames")
-        if mode == "spread" and max(self.video_lengths) < clip_len:
-            raise ValueError(f"train_vi_len={clip_len}: clip_mode='spread' needs a training video of at least "
-                             f"that many frames (the longest has {max(self.video_lengths)})")
 
     @property
     def num_clips(self) -> int:
@@ -90,8 +77,6 @@ class ClipSampler:
         keep = self.clips_per_epoch(fraction)
         rng = np.random.default_rng([seed, epoch] + ([repeat] if repeat else []))
         n = self.num_clips
-        if self.mode == "spread":
-            raise ValueError("clip_mode='spread' clips are not consecutive frames: use clips(), not starts()")
         if self.mode == "chunks":
             starts = np.arange(n, dtype=np.int64) * self.clip_len
         else:
@@ -104,24 +89,7 @@ class ClipSampler:
 
     def clips(self, epoch: int, seed: int, fraction: float = 1.0, repeat: int = 0) -> np.ndarray:
         """int64 frame indices (clips, clip_len) for this epoch, deterministic in (seed, epoch, repeat)."""
-        if self.mode != "spread":
-            return self.starts(epoch, seed, fraction, repeat)[:, None] + np.arange(self.clip_len, dtype=np.int64)
-        keep = self.clips_per_epoch(fraction)
-        rng = np.random.default_rng([seed, epoch, 1] + ([repeat] if repeat else []))
-        lengths = np.array(self.video_lengths, dtype=np.int64)
-        usable = lengths >= self.clip_len
-        # Videos drawn in proportion to their length, so that every usable frame is as likely.
-        videos = rng.choice(len(lengths), size=self.num_clips, p=np.where(usable, lengths, 0) / lengths[usable].sum())
-        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-        out = np.empty((self.num_clips, self.clip_len), dtype=np.int64)
-        for row, video in enumerate(videos):
-            picked = rng.choice(lengths[video], size=self.clip_len, replace=False)
-            # The reference first, the targets in frame order (they may lie before it).
-            picked[1:].sort()
-            out[row] = offsets[video] + picked
-        if not self.shuffle:
-            out = out[np.argsort(out[:, 0], kind="stable")]
-        return out[:keep]
+        return self.starts(epoch, seed, fraction, repeat)[:, None] + np.arange(self.clip_len, dtype=np.int64)
 
     def draw(self, epoch: int, seed: int, count: int) -> np.ndarray:
         """Exactly `count` clips for this epoch: whole passes over the data (each drawn as

@@ -161,8 +161,7 @@ def short_training(plan: dict[str, Any], key: str, profile: str, batch: int | No
                          val_vi_len=24)
     cfg = make_config(profile, overrides)
     train_split = lab4_data.load_split(root, "train")
-    sampler = lab4_data.ClipSampler(len(train_split), cfg.train_vi_len, cfg.clip_mode, cfg.shuffle,
-                                    lab4_data.train_video_lengths(root, len(train_split)))
+    sampler = lab4_data.ClipSampler(len(train_split), cfg.train_vi_len, cfg.clip_mode, cfg.shuffle)
     full_steps = max(1, sampler.clips_per_epoch(1.0) // cfg.batch_size)
     if steps is None:
         step_s = plan.get("hints", {}).get("step_s")

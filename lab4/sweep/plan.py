@@ -171,10 +171,6 @@ def load_plan(plan: str | os.PathLike, profile: str | None = None, seeds: list[i
                 cfg = make_config(chosen_profile, overrides)
             except (ValueError, TypeError) as exc:
                 raise PlanError(f"{where}: {exc}") from None
-            if "tf" in groups and not cfg.teacher_forcing_applies:
-                raise PlanError(f"{where}: a teacher-forcing comparison (group tf) with reference='first' (profile "
-                                f"{chosen_profile!r}): every step is conditioned on the first frame, so teacher "
-                                "forcing changes nothing; use a profile on the template's chain (quick-chain, lab)")
             cfg.data_root = str(resolve(cfg.data_root))
             result.runs.append(RunSpec(name=f"{base}-s{seed}", base=base, seed=seed,
                                        label=str(entry.get("label", base)), groups=groups,
