@@ -63,6 +63,7 @@ class Stage:
     # back (held for the whole move), and the walking pace in standing heights per second.
     away_chance: float = 0.0
     walk_speed: float = 0.7
+    moves_between_walks: int = 2
 
 
 # The turns a move turned away from the camera holds: profile either way, or the back.
@@ -73,8 +74,8 @@ STAGES: dict[str, Stage] = {
     # The real footage: a dancer who walks about the stage between dances (the centre's 5th-95th
     # percentile over 1,000 frames spans about 19 % of the width), turns to profile or to the back
     # for whole moves, at a pace where consecutive frames differ little (42-43 dB apart).
-    "studio": Stage((0.3, 0.7), (0.32, 0.68), 0.35, 0.06, (60, 76), (0.5, 0.65), away_chance=0.25,
-                    walk_speed=0.55),
+    "studio": Stage((0.35, 0.65), (0.42, 0.58), 0.7, 0.06, (60, 76), (0.6, 0.75), away_chance=0.15,
+                    walk_speed=0.55, moves_between_walks=1),
 }
 
 
@@ -286,7 +287,7 @@ def plan_choreography(
     while beat < beats_needed + BLEND_BEATS:
         amplitude = style.amplitude * float(rng.uniform(0.85, 1.1))
         lead = int(rng.choice((-1, 1)))
-        if since_walk >= 2 and rng.random() < stage.walk_chance:
+        if since_walk >= stage.moves_between_walks and rng.random() < stage.walk_chance:
             target = _walk_target(rng, x, stage)
             seconds = abs(target - x) * units_per_width / stage.walk_speed
             duration = float(max(3, math.ceil(seconds * style.bpm / 60.0 + BLEND_BEATS)))

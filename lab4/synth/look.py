@@ -165,13 +165,13 @@ def studio_appearance(seed: int) -> Appearance:
     )  # fmt: skip
     return Appearance(
         skin=_jitter(rng, (222, 172, 140), 5),
-        hair=_jitter(rng, (30, 24, 22), 3),
+        hair=_jitter(rng, (50, 42, 38), 3),
         hair_style="short",
-        shirt=_jitter(rng, (58, 58, 66), 3),
+        shirt=_jitter(rng, (100, 100, 110), 3),
         long_sleeves=True,
-        trousers=_jitter(rng, (48, 49, 56), 3),
+        trousers=_jitter(rng, (88, 89, 98), 3),
         shorts=False,
-        shoes=_jitter(rng, (26, 26, 28), 2),
+        shoes=_jitter(rng, (60, 60, 64), 2),
         height=0.84,
         shoulder_half=0.105,
         hip_half=0.07,
