@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
+from lab4.io import atomic_path
 from lab4.metrics import psnr_per_frame, ssim_per_frame
 from lab4.model import VideoCVAE
 from lab4.rollout import rollout
@@ -36,6 +39,31 @@ class Validation:
     @property
     def mean_baseline_ssim(self) -> float:
         return float(self.baseline_ssim.mean())
+
+    def frame_rows(self, epoch: int) -> list[dict[str, Any]]:
+        """The rows of val_psnr.csv: one per predicted frame, the baseline's beside."""
+        return [{"epoch": epoch, "frame": i + 1, "psnr": float(p), "baseline_psnr": float(b), "ssim": float(s),
+                 "baseline_ssim": float(bs)}
+                for i, (p, b, s, bs) in enumerate(zip(self.psnr, self.baseline_psnr, self.ssim, self.baseline_ssim))]
+
+    def save(self, path: Path, frames: torch.Tensor, labels: torch.Tensor, epoch: int) -> None:
+        """val_rollout.npz: the prediction, the truth and the labels as uint8, the per-frame scores, the epoch."""
+        def as_u8(x: torch.Tensor) -> np.ndarray:
+            return (x.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, prediction=as_u8(self.predictions), truth=as_u8(frames), labels=as_u8(labels),
+                         psnr=self.psnr, baseline_psnr=self.baseline_psnr, ssim=self.ssim,
+                         baseline_ssim=self.baseline_ssim, epoch=epoch)
+
+
+def epoch_columns(validation: Validation | None) -> dict[str, Any]:
+    """The validation's columns of train_log.csv, empty in an epoch that did not validate."""
+    if validation is None:
+        return dict.fromkeys(("val_mse", "val_psnr", "baseline_psnr", "val_ssim", "baseline_ssim"), "")
+    return {"val_mse": validation.mse, "val_psnr": validation.mean_psnr, "baseline_psnr": validation.mean_baseline_psnr,
+            "val_ssim": validation.mean_ssim, "baseline_ssim": validation.mean_baseline_ssim}
 
 
 def validate(model: VideoCVAE, frames: torch.Tensor, labels: torch.Tensor, z_mode: str = "prior",

@@ -1,9 +1,10 @@
-"""The training loop: one function you can read whole.
+"""The training loop, read top to bottom in `_train_locked`.
 
-Per epoch: draw the clips, train on them (teacher forcing and KL weight from the
-schedules), step the LR, validate on the full val rollout, log, checkpoint.
-Resuming restores every piece of state at an epoch boundary, so a resumed run logs
-the same numbers as one that was never interrupted.
+Build the data, model and optimiser (`_build`), or restore them on --resume (`_restore`);
+then per epoch: draw the clips and train on them, teacher forcing and KL weight from the
+schedules, and step the LR (`_train_epoch`); validate on the full val rollout, log and
+checkpoint (`_end_epoch`). Resuming restores every piece of state at an epoch boundary,
+so a resumed run logs the same numbers as one that was never interrupted.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import dataclasses
 import json
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +26,8 @@ from lab4.checkpoint import best_epoch_of, load_checkpoint, publish, rng_state, 
 from lab4.config import Config
 from lab4.device import autocast_dtype, resolve_device, to_float_images
 from lab4.distributed import Ranks, init_from_env, parameters_in_sync, shutdown
-from lab4.evaluate import Validation, validate
-from lab4.io import FolderLock, atomic_path, atomic_write_text
+from lab4.evaluate import Validation, epoch_columns, validate
+from lab4.io import FolderLock, atomic_write_text
 from lab4.model import VideoCVAE
 from lab4.run import EPOCH_COLUMNS, ITER_COLUMNS, VAL_COLUMNS, CsvAppender, RunPaths, write_csv
 from lab4.rundir import absolute, data_record, lock_run_dir, prepare_run_dir
@@ -150,9 +151,82 @@ def _train(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool
             lock.release()
 
 
+@dataclass
+class Trainer:
+    """What a run trains with, built by `_build` in one order, so that a seed gives the same weights."""
+    model: VideoCVAE
+    step_module: torch.nn.Module          # a ClipLossModule, wrapped in DistributedDataParallel on several ranks
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    train_split: lab4_data.VideoSplit
+    sampler: lab4_data.ClipSampler
+    val_frames: torch.Tensor
+    val_labels: torch.Tensor
+    total_iters: int                      # updates over the whole run, for the KL schedule per iteration
+
+
+@dataclass
+class Progress:
+    """Where a run stands after `epoch` epochs: what checkpoints/last.pt restores."""
+    epoch: int = 0
+    global_step: int = 0
+    best_psnr: float = -math.inf
+    best_epoch: int | None = None
+    history: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: {"epochs": [], "iters": [], "val": []})
+
+
+@dataclass
+class EpochTraining:
+    """What one epoch's updates leave for its log row."""
+    started: float                        # time.perf_counter() at the epoch's start
+    seconds: float                        # the updates' time, without the validation
+    tfr: float
+    n_batches: int
+    sums: torch.Tensor                    # loss, mse, kl summed over the batches, on the device
+    betas: list[float]
+    forced_count: int
+    lr: float                             # the LR the epoch trained at
+
+
 def _train_locked(cfg: Config, paths: RunPaths, resume: bool, progress: bool, device: torch.device,
                   ranks: Ranks) -> TrainResult:
     root = Path(cfg.data_root)
+    run = _build(cfg, root, progress, device, ranks)
+    state = _restore(cfg, paths, run, ranks, progress) if resume else Progress()
+    data = data_record(root)
+    iter_log = CsvAppender(paths.iter_log, ITER_COLUMNS, state.history["iters"]) if ranks.is_main else None
+    if ranks.is_main:
+        write_csv(paths.epoch_log, EPOCH_COLUMNS, state.history["epochs"])
+        write_csv(paths.val_log, VAL_COLUMNS, state.history["val"])
+    try:
+        for epoch in range(state.epoch, cfg.num_epoch):
+            trained = _train_epoch(cfg, run, state, epoch, paths, ranks, iter_log, progress)
+            means = (ranks.mean(trained.sums) / trained.n_batches).tolist()
+            rng_ranks = ranks.gather(rng_state())
+            if ranks.is_main:  # rank 0 validates and writes
+                _end_epoch(cfg, run, state, epoch, trained, means, rng_ranks, paths, data, progress)
+            ranks.barrier()
+    finally:
+        if iter_log is not None:
+            iter_log.close()
+
+    in_sync = parameters_in_sync(run.model, ranks)
+    if ranks.is_main:
+        atomic_write_text(paths.done, json.dumps({"epochs": cfg.num_epoch, "best_val_psnr": state.best_psnr,
+                                                  "best_epoch": state.best_epoch,
+                                                  "data_style": lab4_data.dataset_style(root),
+                                                  "ranks": ranks.world, "ranks_in_sync": in_sync,
+                                                  "final": state.history["epochs"][-1]}, indent=2) + "\n")
+    if not in_sync:
+        raise RuntimeError("the ranks of this distributed run ended with different weights")
+    return TrainResult(run_dir=paths.root, epochs=state.history["epochs"], best_psnr=state.best_psnr)
+
+
+def _build(cfg: Config, root: Path, progress: bool, device: torch.device, ranks: Ranks) -> Trainer:
+    """The data, then the model, its optimiser and schedules, from the run's seed."""
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     if device.type == "cuda" and ranks.active:
@@ -181,167 +255,137 @@ def _train_locked(cfg: Config, paths: RunPaths, resume: bool, progress: bool, de
     total_iters = sum(batches_in_epoch(cfg, sampler, e, ranks.world) for e in range(cfg.num_epoch))
     if progress:
         print(describe_budget(cfg, sampler, total_iters, ranks.world), flush=True)
-
-    start_epoch, global_step, best_psnr, best_epoch = 0, 0, -math.inf, None
-    history: dict[str, list[dict[str, Any]]] = {"epochs": [], "iters": [], "val": []}
-    data = data_record(root)
-    if resume:
-        state = load_checkpoint(paths.last, map_location=device)
-        model.load_state_dict(state["model"])
-        kernels = [{key: group.get(key) for key in ("fused", "foreach")} for group in optimizer.param_groups]
-        optimizer.load_state_dict(state["optimizer"])
-        for group, kernel in zip(optimizer.param_groups, kernels):
-            group.update(kernel)  # which update kernel runs is this machine's choice, not the saving one's
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        start_epoch, global_step, best_psnr = state["epoch"], state["global_step"], state["best_psnr"]
-        best_epoch = best_epoch_of(state)
-        history = state["history"]
-        per_rank = state.get("rng_ranks", [state["rng"]])
-        set_rng_state(per_rank[ranks.rank] if len(per_rank) == ranks.world else state["rng"])
-        if progress:
-            print(f"resuming {paths.root} after epoch {start_epoch} of {cfg.num_epoch}")
-    iter_log = CsvAppender(paths.iter_log, ITER_COLUMNS, history["iters"]) if ranks.is_main else None
-    if ranks.is_main:
-        write_csv(paths.epoch_log, EPOCH_COLUMNS, history["epochs"])
-        write_csv(paths.val_log, VAL_COLUMNS, history["val"])
-
-    def kl_weight(epoch: int, step: int) -> float:
-        at, total = (epoch, cfg.num_epoch) if cfg.kl_anneal_step == "epoch" else (step, total_iters)
-        return kl_beta(cfg.kl_anneal_type, at, total, cfg.kl_anneal_cycle, cfg.kl_anneal_ratio, cfg.kl_beta_max)
-
-    try:
-        for epoch in range(start_epoch, cfg.num_epoch):
-            started = time.perf_counter()
-            model.train()
-            tfr = teacher_forcing_ratio(epoch, cfg.tfr, cfg.tfr_sde, cfg.tfr_d_step)
-            epoch_forced = teacher_forcing_draw(tfr, cfg.seed, epoch)
-            clips = ranks.shard(epoch_clips(cfg, sampler, epoch, ranks.world))
-            n_batches = batches_in_epoch(cfg, sampler, epoch, ranks.world)
-            sums = torch.zeros(3, device=device)  # loss, mse, kl: summed on the device, read rarely
-            logged = torch.zeros(3, device=device)
-            betas, forced_count, since_log = [], 0, 0
-            bar = tqdm(range(n_batches), desc=f"epoch {epoch + 1}/{cfg.num_epoch}", disable=not progress,
-                       leave=False, mininterval=2.0, dynamic_ncols=True)
-            scheduled_lrs = scheduler.get_last_lr()
-            for batch_idx in bar:
-                if global_step < cfg.warmup_iters:
-                    # A pure function of the iteration, on top of the epoch's scheduled LR,
-                    # so a resumed run warms up exactly as an uninterrupted one.
-                    for group, scheduled in zip(optimizer.param_groups, scheduled_lrs):
-                        group["lr"] = scheduled * warmup_factor(global_step, cfg.warmup_iters)
-                picked = clips[batch_idx * cfg.batch_size:(batch_idx + 1) * cfg.batch_size]
-                frames_u8, labels_u8 = lab4_data.gather_frames(train_split, picked)
-                frames = to_float_images(frames_u8, device)
-                labels = to_float_images(labels_u8, device)
-                beta = kl_weight(epoch, global_step)
-                forced = (epoch_forced if cfg.tf_granularity == "epoch"
-                          else teacher_forcing_draw(tfr, cfg.seed, epoch, batch_idx + 1))
-                values = train_step(step_module, optimizer, scaler, frames, labels, forced, beta, device,
-                                    amp_dtype, cfg.grad_clip)
-                sums += values
-                logged += values
-                betas.append(beta)
-                forced_count += forced
-                global_step += 1
-                since_log += 1
-                if since_log == cfg.log_every or batch_idx == n_batches - 1:
-                    # Averaged over ranks, so every rank sees a NaN and stops together.
-                    loss_v, mse_v, kl_v = (ranks.mean(logged) / since_log).tolist()
-                    if not all(map(math.isfinite, (loss_v, mse_v, kl_v))):
-                        kept = (f"{paths.last} holds the last good state (epoch {epoch})" if epoch
-                                else "no checkpoint was saved (it diverged in the first epoch)")
-                        raise TrainingDiverged(
-                            f"loss became {loss_v} (mse {mse_v}, kl {kl_v}) at epoch {epoch + 1}, "
-                            f"iteration {global_step}; the run stopped and {kept}. "
-                            "Try a lower lr, grad_clip, or precision=fp32.")
-                    row = {"epoch": epoch + 1, "iteration": global_step, "loss": loss_v, "mse": mse_v,
-                           "kl": kl_v, "beta": beta, "teacher_forced": int(forced)}
-                    history["iters"].append(row)
-                    if iter_log is not None:
-                        iter_log.append(row)
-                    bar.set_postfix(loss=f"{loss_v:.4g}", mse=f"{mse_v:.4g}", beta=f"{beta:.2f}", tf=int(forced))
-                    logged.zero_()
-                    since_log = 0
-            for group, scheduled in zip(optimizer.param_groups, scheduled_lrs):
-                group["lr"] = scheduled  # the schedulers compute the next LR from the last one
-            lr = optimizer.param_groups[0]["lr"]
-            scheduler.step()
-            train_seconds = time.perf_counter() - started
-
-            is_last = epoch + 1 == cfg.num_epoch
-            validation: Validation | None = None
-            loss_m, mse_m, kl_m = (ranks.mean(sums) / n_batches).tolist()
-            rng_ranks = ranks.gather(rng_state())
-            if not ranks.is_main:
-                ranks.barrier()  # rank 0 validates and writes
-                continue
-            if (epoch + 1) % cfg.val_every == 0 or is_last:
-                validation = validate(model, val_frames, val_labels, cfg.val_z, seed=cfg.seed + 1000 * epoch,
-                                      dtype=amp_dtype)
-                history["val"].extend(
-                    {"epoch": epoch + 1, "frame": i + 1, "psnr": float(p), "baseline_psnr": float(b),
-                     "ssim": float(s), "baseline_ssim": float(bs)}
-                    for i, (p, b, s, bs) in enumerate(zip(validation.psnr, validation.baseline_psnr,
-                                                          validation.ssim, validation.baseline_ssim)))
-            row = {
-                "epoch": epoch + 1, "lr": lr, "tfr": tfr, "teacher_forced": forced_count / n_batches,
-                "beta": float(np.mean(betas)), "train_loss": loss_m, "train_mse": mse_m, "train_kl": kl_m,
-                "val_mse": validation.mse if validation else "", "val_psnr": validation.mean_psnr if validation else "",
-                "baseline_psnr": validation.mean_baseline_psnr if validation else "",
-                "val_ssim": validation.mean_ssim if validation else "",
-                "baseline_ssim": validation.mean_baseline_ssim if validation else "",
-                "seconds": time.perf_counter() - started,
-                "train_frames_per_s": n_batches * cfg.batch_size * (cfg.train_vi_len - 1) / train_seconds,
-            }
-            history["epochs"].append(row)
-            if validation is not None and validation.mean_psnr > best_psnr:
-                best_psnr, best_epoch = validation.mean_psnr, epoch + 1
-
-            state = {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
-                "epoch": epoch + 1, "global_step": global_step, "best_psnr": best_psnr,
-                "best_epoch": best_epoch, "tfr": tfr, "beta": row["beta"], "rng": rng_ranks[0],
-                "rng_ranks": rng_ranks, "config": cfg.to_dict(), "history": history, "data": data,
-            }
-            # The commit (the rule is in lab4.run): what last.pt cannot restore goes first, then
-            # last.pt, then what is derived from it, which --resume restores if a kill cuts in.
-            if validation is not None:
-                save_val_rollout(paths.val_rollout, validation, val_frames, val_labels, epoch + 1)
-            save_checkpoint(paths.last, state)
-            write_csv(paths.epoch_log, EPOCH_COLUMNS, history["epochs"])
-            write_csv(paths.val_log, VAL_COLUMNS, history["val"])
-            publish(paths, state, cfg.per_save)
-            if progress:
-                print(format_epoch(row), flush=True)
-            ranks.barrier()
-    finally:
-        if iter_log is not None:
-            iter_log.close()
-
-    in_sync = parameters_in_sync(model, ranks)
-    if ranks.is_main:
-        atomic_write_text(paths.done, json.dumps({"epochs": cfg.num_epoch, "best_val_psnr": best_psnr,
-                                                  "best_epoch": best_epoch,
-                                                  "data_style": lab4_data.dataset_style(root),
-                                                  "ranks": ranks.world, "ranks_in_sync": in_sync,
-                                                  "final": history["epochs"][-1]}, indent=2) + "\n")
-    if not in_sync:
-        raise RuntimeError("the ranks of this distributed run ended with different weights")
-    return TrainResult(run_dir=paths.root, epochs=history["epochs"], best_psnr=best_psnr)
+    return Trainer(model, step_module, optimizer, scheduler, scaler, device, amp_dtype, train_split, sampler,
+                   val_frames, val_labels, total_iters)
 
 
-def save_val_rollout(path: Path, validation: Validation, frames: torch.Tensor, labels: torch.Tensor,
-                     epoch: int) -> None:
-    def as_u8(x: torch.Tensor) -> np.ndarray:
-        return (x.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+def _restore(cfg: Config, paths: RunPaths, run: Trainer, ranks: Ranks, progress: bool) -> Progress:
+    """--resume: every piece of state as last.pt saved it at the end of its epoch."""
+    state = load_checkpoint(paths.last, map_location=run.device)
+    run.model.load_state_dict(state["model"])
+    kernels = [{key: group.get(key) for key in ("fused", "foreach")} for group in run.optimizer.param_groups]
+    run.optimizer.load_state_dict(state["optimizer"])
+    for group, kernel in zip(run.optimizer.param_groups, kernels):
+        group.update(kernel)  # which update kernel runs is this machine's choice, not the saving one's
+    run.scheduler.load_state_dict(state["scheduler"])
+    run.scaler.load_state_dict(state["scaler"])
+    per_rank = state.get("rng_ranks", [state["rng"]])
+    set_rng_state(per_rank[ranks.rank] if len(per_rank) == ranks.world else state["rng"])
+    if progress:
+        print(f"resuming {paths.root} after epoch {state['epoch']} of {cfg.num_epoch}")
+    return Progress(epoch=state["epoch"], global_step=state["global_step"], best_psnr=state["best_psnr"],
+                    best_epoch=best_epoch_of(state), history=state["history"])
 
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, prediction=as_u8(validation.predictions), truth=as_u8(frames), labels=as_u8(labels),
-                     psnr=validation.psnr, baseline_psnr=validation.baseline_psnr, ssim=validation.ssim,
-                     baseline_ssim=validation.baseline_ssim, epoch=epoch)
+
+def kl_weight(cfg: Config, epoch: int, step: int, total_iters: int) -> float:
+    """beta at update `step` of `epoch`: the schedule advances per epoch or per iteration."""
+    at, total = (epoch, cfg.num_epoch) if cfg.kl_anneal_step == "epoch" else (step, total_iters)
+    return kl_beta(cfg.kl_anneal_type, at, total, cfg.kl_anneal_cycle, cfg.kl_anneal_ratio, cfg.kl_beta_max)
+
+
+def _train_epoch(cfg: Config, run: Trainer, state: Progress, epoch: int, paths: RunPaths, ranks: Ranks,
+                 iter_log: CsvAppender | None, progress: bool) -> EpochTraining:
+    """The updates of one epoch (teacher forcing and KL weight from the schedules), a row of the
+    iteration log every log_every of them, then the LR schedule's step."""
+    started = time.perf_counter()
+    run.model.train()
+    tfr = teacher_forcing_ratio(epoch, cfg.tfr, cfg.tfr_sde, cfg.tfr_d_step)
+    epoch_forced = teacher_forcing_draw(tfr, cfg.seed, epoch)
+    clips = ranks.shard(epoch_clips(cfg, run.sampler, epoch, ranks.world))
+    n_batches = batches_in_epoch(cfg, run.sampler, epoch, ranks.world)
+    sums = torch.zeros(3, device=run.device)  # loss, mse, kl: summed on the device, read rarely
+    logged = torch.zeros(3, device=run.device)
+    betas, forced_count, since_log = [], 0, 0
+    bar = tqdm(range(n_batches), desc=f"epoch {epoch + 1}/{cfg.num_epoch}", disable=not progress,
+               leave=False, mininterval=2.0, dynamic_ncols=True)
+    scheduled_lrs = run.scheduler.get_last_lr()
+    for batch_idx in bar:
+        if state.global_step < cfg.warmup_iters:
+            # A pure function of the iteration, on top of the epoch's scheduled LR,
+            # so a resumed run warms up exactly as an uninterrupted one.
+            for group, scheduled in zip(run.optimizer.param_groups, scheduled_lrs):
+                group["lr"] = scheduled * warmup_factor(state.global_step, cfg.warmup_iters)
+        picked = clips[batch_idx * cfg.batch_size:(batch_idx + 1) * cfg.batch_size]
+        frames_u8, labels_u8 = lab4_data.gather_frames(run.train_split, picked)
+        frames = to_float_images(frames_u8, run.device)
+        labels = to_float_images(labels_u8, run.device)
+        beta = kl_weight(cfg, epoch, state.global_step, run.total_iters)
+        forced = (epoch_forced if cfg.tf_granularity == "epoch"
+                  else teacher_forcing_draw(tfr, cfg.seed, epoch, batch_idx + 1))
+        values = train_step(run.step_module, run.optimizer, run.scaler, frames, labels, forced, beta, run.device,
+                            run.amp_dtype, cfg.grad_clip)
+        sums += values
+        logged += values
+        betas.append(beta)
+        forced_count += forced
+        state.global_step += 1
+        since_log += 1
+        if since_log == cfg.log_every or batch_idx == n_batches - 1:
+            # Averaged over ranks, so every rank sees a NaN and stops together.
+            loss_v, mse_v, kl_v = (ranks.mean(logged) / since_log).tolist()
+            if not all(map(math.isfinite, (loss_v, mse_v, kl_v))):
+                kept = (f"{paths.last} holds the last good state (epoch {epoch})" if epoch
+                        else "no checkpoint was saved (it diverged in the first epoch)")
+                raise TrainingDiverged(
+                    f"loss became {loss_v} (mse {mse_v}, kl {kl_v}) at epoch {epoch + 1}, "
+                    f"iteration {state.global_step}; the run stopped and {kept}. "
+                    "Try a lower lr, grad_clip, or precision=fp32.")
+            row = {"epoch": epoch + 1, "iteration": state.global_step, "loss": loss_v, "mse": mse_v,
+                   "kl": kl_v, "beta": beta, "teacher_forced": int(forced)}
+            state.history["iters"].append(row)
+            if iter_log is not None:
+                iter_log.append(row)
+            bar.set_postfix(loss=f"{loss_v:.4g}", mse=f"{mse_v:.4g}", beta=f"{beta:.2f}", tf=int(forced))
+            logged.zero_()
+            since_log = 0
+    for group, scheduled in zip(run.optimizer.param_groups, scheduled_lrs):
+        group["lr"] = scheduled  # the schedulers compute the next LR from the last one
+    lr = run.optimizer.param_groups[0]["lr"]
+    run.scheduler.step()
+    return EpochTraining(started=started, seconds=time.perf_counter() - started, tfr=tfr, n_batches=n_batches,
+                         sums=sums, betas=betas, forced_count=forced_count, lr=lr)
+
+
+def _end_epoch(cfg: Config, run: Trainer, state: Progress, epoch: int, trained: EpochTraining,
+               means: list[float], rng_ranks: list[Any], paths: RunPaths, data: dict[str, Any],
+               progress: bool) -> None:
+    """Rank 0 after an epoch's updates: validate on the val rollout (every val_every epochs and at
+    the last), log the epoch, and commit it (checkpoints/last.pt and what derives from it)."""
+    validation: Validation | None = None
+    if (epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.num_epoch:
+        validation = validate(run.model, run.val_frames, run.val_labels, cfg.val_z, seed=cfg.seed + 1000 * epoch,
+                              dtype=run.amp_dtype)
+        state.history["val"].extend(validation.frame_rows(epoch + 1))
+    loss_m, mse_m, kl_m = means
+    row = {
+        "epoch": epoch + 1, "lr": trained.lr, "tfr": trained.tfr,
+        "teacher_forced": trained.forced_count / trained.n_batches,
+        "beta": float(np.mean(trained.betas)), "train_loss": loss_m, "train_mse": mse_m, "train_kl": kl_m,
+        **epoch_columns(validation), "seconds": time.perf_counter() - trained.started,
+        "train_frames_per_s": trained.n_batches * cfg.batch_size * (cfg.train_vi_len - 1) / trained.seconds,
+    }
+    state.history["epochs"].append(row)
+    if validation is not None and validation.mean_psnr > state.best_psnr:
+        state.best_psnr, state.best_epoch = validation.mean_psnr, epoch + 1
+    state.epoch = epoch + 1
+
+    checkpoint = {
+        "model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
+        "scheduler": run.scheduler.state_dict(), "scaler": run.scaler.state_dict(),
+        "epoch": epoch + 1, "global_step": state.global_step, "best_psnr": state.best_psnr,
+        "best_epoch": state.best_epoch, "tfr": trained.tfr, "beta": row["beta"], "rng": rng_ranks[0],
+        "rng_ranks": rng_ranks, "config": cfg.to_dict(), "history": state.history, "data": data,
+    }
+    # The commit (the rule is in lab4.run): what last.pt cannot restore goes first, then
+    # last.pt, then what is derived from it, which --resume restores if a kill cuts in.
+    if validation is not None:
+        validation.save(paths.val_rollout, run.val_frames, run.val_labels, epoch + 1)
+    save_checkpoint(paths.last, checkpoint)
+    write_csv(paths.epoch_log, EPOCH_COLUMNS, state.history["epochs"])
+    write_csv(paths.val_log, VAL_COLUMNS, state.history["val"])
+    publish(paths, checkpoint, cfg.per_save)
+    if progress:
+        print(format_epoch(row), flush=True)
 
 
 def format_epoch(row: dict[str, Any]) -> str:

@@ -121,6 +121,13 @@ def test_no_module_is_too_long() -> None:
     assert not long, f"modules over {MAX_LINES} lines (split them by job): {long}"
 
 
+def test_the_training_loop_reads_in_functions_of_at_most_100_lines() -> None:
+    tree = ast.parse((PACKAGE / "train.py").read_text())
+    long = {node.name: node.end_lineno - node.lineno + 1 for node in ast.walk(tree)
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 100}
+    assert not long, f"functions of lab4/train.py over 100 lines: {long}"
+
+
 def test_help_loads_no_torch() -> None:
     code = ("import runpy, sys\nsys.argv = ['lab4', '--help']\n"
             "try:\n    runpy.run_module('lab4', run_name='__main__')\nexcept SystemExit:\n    pass\n"
