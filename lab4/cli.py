@@ -163,7 +163,7 @@ def parser() -> argparse.ArgumentParser:
                              ("config", cmd_config, "print the full config a train command would use")):
         p = sub.add_parser(name, help=text)
         p.add_argument("--profile", choices=list(PROFILES),
-                       help="lab: template defaults (GPU); quick: the CPU default (the strategies plan's winner); "
+                       help="lab: template defaults (GPU); quick: the CPU default; "
                             "quick-chain: the template's chain at the CPU budget (the report's ablations); "
                             "best-lab: quick's choices at the template's sizes (GPU); smoke: tiny, for tests "
                             f"(default {DEFAULT_PROFILE}; with --resume, the run's own)")
