@@ -14,6 +14,7 @@ import pandas as pd
 
 from lab4 import stats, tables
 from lab4.report.book import FIGURE_NAMES, README_FIGURE, REPORT_FILE, ReportBook
+from lab4.report.draft import DraftError, write_draft
 from lab4.results import SweepData, latest_sweep, load_sweep
 from lab4.workspace import display_path, resolve
 
@@ -54,8 +55,6 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def draft(sweep_dir: Path, figures_dir: Path, report_dir: Path) -> int:
     """The Typst draft (lab4.report.draft): results.typ refreshed, report.typ created if missing, report.pdf."""
-    from lab4.report.draft import DraftError, write_draft
-
     try:
         made = write_draft(sweep_dir, figures_dir, report_dir)
     except DraftError as exc:
