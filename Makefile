@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.lab4-installed
 PROFILE ?= quick
 RUN    ?= runs/$(PROFILE)
 PLAN   ?= ablations
-JOBS   ?= 1
+JOBS   ?= 2
 SWEEP  ?=
 # DATA=DIR: train and ablations on that dataset (the real data, say: --data DIR) instead of the
 # profile's or plan's; left unset, they make and use the synthetic data as before.

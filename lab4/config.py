@@ -153,26 +153,29 @@ class Config:
 QUICK_CHAIN: dict[str, Any] = {
     # The template's method (every step conditioned on the previous prediction, so teacher forcing
     # matters) at a quarter of the widths, with the template's teacher-forcing and KL schedules,
-    # for a budget in updates that a CPU does in a few minutes: the base of the report's ablations.
+    # for a budget in updates that lets `make` train the report's five ablations over three seeds
+    # in under 45 minutes on two cores (docs/results.md).
     "F_dim": 32, "L_dim": 16, "N_dim": 12, "D_out_dim": 48, "output": "sigmoid",
     # Many small steps: at this budget the number of updates, not the batch, limits learning.
-    "batch_size": 1, "train_vi_len": 8, "clip_mode": "random", "num_epoch": 6, "max_iters": 1200,
+    "batch_size": 1, "train_vi_len": 8, "clip_mode": "random", "num_epoch": 6, "max_iters": 480,
     "lr": 2e-3, "lr_schedule": "cosine",
     "tfr_sde": 3, "tfr_d_step": 0.15, "tf_granularity": "batch",
     "kl_anneal_cycle": 4, "kl_anneal_step": "iteration",
-    "per_save": 3, "val_every": 2, "log_every": 20,
+    "per_save": 3, "val_every": 3, "log_every": 20,
 }
 
 # What learns the performer, on the studio data as on the real data (docs/results.md): every step
 # fed the model's own last prediction (teacher forcing 0, as inference does) and the KL weight at 1
 # throughout, so that z carries no more than the pose leaves open.
 LEARNS: dict[str, Any] = {"tfr": 0.0, "kl_anneal_type": "None"}
+# quick's budget: what two cores train in under 10 minutes, validations included (docs/results.md).
+QUICK_UPDATES = 1200
 
 PROFILES: dict[str, dict[str, Any]] = {
     # The assignment template's defaults, for a GPU.
     "lab": {},
     # The CPU default: the template's chain at quarter widths with teacher forcing 0 and beta 1.
-    "quick": {**QUICK_CHAIN, **LEARNS},
+    "quick": {**QUICK_CHAIN, **LEARNS, "max_iters": QUICK_UPDATES, "val_every": 2},
     # The template's chain and schedules at the CPU budget, for the teacher-forcing and KL ablations.
     "quick-chain": QUICK_CHAIN,
     # quick's choices at the template's sizes, for a GPU, after the public recipes that reach 32-37 dB
