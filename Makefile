@@ -48,8 +48,10 @@ setup:
 	  echo "setup: installed $(TORCH) and lab4 into $(VENV)"; \
 	fi
 
+# Two workers, a core each; a test file stays on one worker, so its module fixtures are built once.
+TEST_WORKERS ?= 2
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 data: setup
 	$(PY) -m lab4 data

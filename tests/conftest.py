@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,6 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+
+# `make test` runs two pytest-xdist workers on two cores: each gets one core, and torch's default
+# (a thread per core in every worker) would oversubscribe the machine. Set before any test module
+# imports torch; a run without xdist keeps torch's default.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def save_png(path: Path, chw: np.ndarray) -> None:
