@@ -157,7 +157,7 @@ QUICK_CHAIN: dict[str, Any] = {
     # in under 45 minutes on two cores (docs/results.md).
     "F_dim": 32, "L_dim": 16, "N_dim": 12, "D_out_dim": 48, "output": "sigmoid",
     # Many small steps: at this budget the number of updates, not the batch, limits learning.
-    "batch_size": 1, "train_vi_len": 8, "clip_mode": "random", "num_epoch": 6, "max_iters": 420,
+    "batch_size": 1, "train_vi_len": 8, "clip_mode": "random", "num_epoch": 6, "max_iters": 300,
     "lr": 2e-3, "lr_schedule": "cosine",
     "tfr_sde": 3, "tfr_d_step": 0.15, "tf_granularity": "batch",
     "kl_anneal_cycle": 4, "kl_anneal_step": "iteration",

@@ -310,3 +310,23 @@ def test_time_to_quality_puts_each_validation_at_the_minutes_spent_by_then():
     assert points["minutes"].tolist() == [2.5, 4.0, 2.0, 4.0]
     assert points["val_psnr"].tolist() == [25.0, 27.0, 24.0, 26.0]
     assert fig_time_to_quality(epochs).axes[0].get_xlabel().startswith("wall-clock minutes")
+
+
+def test_a_gif_keeps_every_frame_at_its_scale_in_one_palette(tmp_path) -> None:
+    """lab4.gif.write_gif: every frame, enlarged, in colours close to the frames' own (one palette
+    for the whole GIF, chosen from frames sampled across it)."""
+    from lab4.gif import write_gif
+
+    ramp = np.linspace(120, 230, 64, dtype=np.float32)[None, :, None] * np.ones((32, 1, 3), np.float32)
+    frames = np.repeat(ramp[None], 50, axis=0)
+    for t in range(50):  # a dark figure crossing the frame, with a skin-coloured head
+        frames[t, 8:28, t:t + 6] = (60, 60, 70)
+        frames[t, 4:8, t + 1:t + 5] = (220, 170, 140)
+    frames = frames.astype(np.uint8)
+    write_gif(tmp_path / "a.gif", frames, scale=4)
+    gif = Image.open(tmp_path / "a.gif")
+    assert gif.n_frames == 50 and gif.size == (256, 128)
+    for t in (0, 25, 49):
+        gif.seek(t)
+        shown = np.asarray(gif.convert("RGB"))[::4, ::4].astype(int)
+        assert np.abs(shown - frames[t]).mean() < 3.0
