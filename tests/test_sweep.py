@@ -175,6 +175,12 @@ def test_table_command_prints_the_results_with_seeds_and_baseline(tiny_sweep):
     reference = [row for row in rows if row.startswith("| Cyclical | ") and "(n=1)" in row]
     assert len(reference) == 1 and "| +0.00 |" in reference[0], rows
     assert "sweep 'tiny'" in output  # what ran
+    # Each ablation group against its first setting; one seed has no spread, so no verdict.
+    assert "Teacher forcing, against Cyclical:" in output
+    tf_zero = [row for row in rows if row.startswith("| tf_zero | ") and " dB | " in row]
+    assert len(tf_zero) == 1 and tf_zero[0].startswith("| tf_zero | ") and "(n=1) | n/a |" in tf_zero[0], rows
+    assert tf_zero[0].endswith(" dB | n/a |"), rows
+    assert "KL annealing, against" not in output  # its other setting failed: nothing to compare
 
 
 def test_plan_errors_name_the_file_and_the_key(tmp_path):

@@ -264,15 +264,25 @@ class ReportBook:
         """The plan's "strategies" group, one row per candidate over its seeds, against the reference
         setting (the plan's first candidate in the group unless named); None without such a group.
         Sets strategy_runs, strategy_reference and strategy_table."""
-        runs = self.sweep.runs_in_group("strategies")
+        compared = self.compare_group("strategies", reference)
+        if compared is None:
+            return None
+        self.strategy_reference, self.strategy_table = compared
+        self.strategy_runs = self.sweep.runs_in_group("strategies")
+        return self.strategy_table
+
+    def compare_group(self, group: str, reference: str | None = None) -> tuple[str, pd.DataFrame] | None:
+        """(reference, stats.compare_to_reference's table) of a group of the plan (kl, tf, strategies):
+        each setting over its seeds against the reference, the group's first in the plan unless
+        named; None when the sweep has no run in the group."""
+        runs = self.sweep.runs_in_group(group)
         if not runs:
             return None
-        # The plan's order (sweep.json), not the order runs finished in: its first candidate is the reference.
+        # The plan's order (sweep.json), not the order runs finished in: its first setting is the reference.
         planned = [run for run in self.sweep.info.get("runs", []) if run in set(runs)] or runs
-        self.strategy_runs = runs
-        self.strategy_reference = reference or str(self.meta.loc[planned[0], "base"])
-        self.strategy_table = stats.compare_to_reference(self.strategy_seeds(), self.strategy_reference)
-        return self.strategy_table
+        reference = reference or str(self.meta.loc[planned[0], "base"])
+        seeds = self.sweep.finished[self.sweep.finished["run"].isin(runs)]
+        return reference, stats.compare_to_reference(seeds, reference)
 
     def strategy_seeds(self) -> pd.DataFrame:
         return self.sweep.finished[self.sweep.finished["run"].isin(self.strategy_runs)]

@@ -120,6 +120,10 @@ def results_markdown(sweep: SweepData) -> str:
     lines += ["", "Mean ± sample standard deviation over the n seeds of each run (dB for PSNR). "
               + book.val_measure() + " Test: Kaggle's score (data range 255) over the scored frames of the test "
               "sequences. " + book.what_ran()]
+    for group, what in (("kl", "KL annealing"), ("tf", "Teacher forcing")):
+        compared = book.compare_group(group)
+        if compared is not None and len(compared[1]) > 1:
+            lines += ["", *group_comparison(book, what, *compared)]
     comparison = book.compare_strategies()
     if comparison is not None:
         lines += ["", "| setting | final val PSNR, mean ± sd (n) | 95 % interval | margin over the reference | "
@@ -131,6 +135,30 @@ def results_markdown(sweep: SweepData) -> str:
                          f"{row['margin']:+.2f} | {'yes' if row['beats_reference'] else 'no'} |")
         lines += ["", book.strategy_verdict()]
     return "\n".join(lines)
+
+
+def group_comparison(book: ReportBook, what: str, reference: str, table: pd.DataFrame) -> list[str]:
+    """An ablation group's settings against its reference (the plan's first in the group), each
+    difference with the 95 % t-interval of its setting's mean, as markdown lines."""
+    label = book.base_labels.get(reference, reference)
+    lines = [f"{what}, against {label}:", "",
+             "| setting | final val PSNR, mean ± sd (n) | 95 % interval | difference | larger than the seed spread |",
+             "|---|---|---|---|---|"]
+    for base, row in table.iterrows():
+        if base == reference:
+            continue
+        interval = "n/a" if pd.isna(row["half_width"]) else f"{row['low']:.2f} to {row['high']:.2f}"
+        spread = max(row["std"], table.loc[reference, "std"])
+        larger = "n/a" if pd.isna(spread) or row["n"] < 2 else ("yes" if abs(row["margin"]) > spread else "no")
+        lines.append(f"| {book.base_labels.get(base, base)} | "
+                     f"{stats.format_mean_std(row['mean'], row['std'], int(row['n']))} | {interval} | "
+                     f"{row['margin']:+.2f} dB | {larger} |")
+    ref = table.loc[reference]
+    ref_interval = "" if pd.isna(ref["half_width"]) else f", 95 % interval {ref['low']:.2f} to {ref['high']:.2f}"
+    lines += ["", f"The reference, {label}: {stats.format_mean_std(ref['mean'], ref['std'], int(ref['n']))} dB"
+                  f"{ref_interval}. The interval is the mean's (Student's t over the seeds); a difference is "
+                  "larger than the seed spread when it exceeds the larger of the two standard deviations."]
+    return lines
 
 
 def cmd_table(args: argparse.Namespace) -> int:
