@@ -87,10 +87,16 @@ def label_faintness(labels: np.ndarray) -> tuple[float, float, float, bool]:
     return float(faint.mean()), float((difference > 0.3).mean()), mean, on_white
 
 
+def foreground(frames: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """(N, H, W) bool: where frames (N, H, W, 3) differ from `background` (H, W, 3) by more than
+    FOREGROUND_THRESHOLD, the channels averaged: the performer (and the shadow it casts)."""
+    return np.abs(frames - background[None]).mean(axis=-1) > FOREGROUND_THRESHOLD
+
+
 def performer(frames: np.ndarray, background: np.ndarray) -> tuple[float, float]:
     """(share of pixels, mean rows spanned) of what differs from `background` by > 0.15, both
     float (N, H, W, 3) and (H, W, 3) in [0, 1]."""
-    mask = np.abs(frames - background[None]).mean(axis=-1) > FOREGROUND_THRESHOLD
+    mask = foreground(frames, background)
     rows = mask.any(axis=2)
     spans = [int(np.ptp(np.flatnonzero(r))) + 1 if r.any() else 0 for r in rows]
     return float(mask.mean()), float(np.mean(spans))
@@ -98,8 +104,8 @@ def performer(frames: np.ndarray, background: np.ndarray) -> tuple[float, float]
 
 def horizontal_travel(frames: np.ndarray, background: np.ndarray) -> float:
     """The 5th to 95th percentile of the performer's horizontal centre (the mean column of what
-    differs from `background` by > FOREGROUND_THRESHOLD), as a share of the frame's width."""
-    mask = np.abs(frames - background[None]).mean(axis=-1) > FOREGROUND_THRESHOLD
+    differs from `background`: `foreground`), as a share of the frame's width."""
+    mask = foreground(frames, background)
     columns = mask.sum(axis=1)  # (N, W): foreground pixels per column
     seen = columns.sum(axis=1) > 0
     if not seen.any():
@@ -111,8 +117,8 @@ def horizontal_travel(frames: np.ndarray, background: np.ndarray) -> float:
 
 # OpenPose's limb colours as directions of (1 - colour): a limb blended over white moves a pixel
 # along its colour's direction, however faintly, so a pixel's direction names its limb.
-_LIMB_DIRECTIONS = np.stack([(1 - np.asarray(c, float) / 255) / np.linalg.norm(1 - np.asarray(c, float) / 255)
-                             for c in pose.LIMB_COLORS])
+_LIMB_DIRECTIONS = 1.0 - np.asarray(pose.LIMB_COLORS, float) / 255
+_LIMB_DIRECTIONS /= np.linalg.norm(_LIMB_DIRECTIONS, axis=1, keepdims=True)
 _NECK_TO_NOSE = pose.LIMBS.index((pose.NECK, pose.NOSE))
 _SHOULDER_LINE = [pose.LIMBS.index((pose.NECK, pose.R_SHOULDER)), pose.LIMBS.index((pose.NECK, pose.L_SHOULDER))]
 # A label pixel counts for a limb when it is this far from white and this close to the limb's direction.
