@@ -153,7 +153,7 @@ def studio_appearance(seed: int) -> Appearance:
     """The one performer and studio of a `studio` dataset, as the real footage shows them: a pale
     grey wall under a bright band of light at the top, lit unevenly (brighter and darker regions
     across the wall and the floor), a lighter floor where the performer casts a soft shadow, and
-    a performer in a dark long-sleeved top and dark trousers, about 26 of the 32 rows tall."""
+    a performer in a dark grey long-sleeved top and trousers, about 26 of the 32 rows tall."""
     rng = np.random.default_rng([seed, STUDIO_STREAM, 0, APPEARANCE_STREAM])
     grey = rng.uniform(168, 182)
     wall = _jitter(rng, (int(grey), int(grey + 1), int(grey + 3)), 1.5)
