@@ -91,7 +91,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"\ntrained {run_dir}: {len(result.epochs)} epochs on {shown(cfg.data_root)}")
     if last["val_psnr"] != "":
         print(f"final val PSNR {last['val_psnr']:.2f} dB, mean over the predicted frames of the val rollout "
-              f"(z={cfg.val_z}); repeat-first-frame baseline {last['baseline_psnr']:.2f} dB; "
+              f"(z={cfg.val_z}, label_norm={cfg.label_norm}); repeat-first-frame baseline {last['baseline_psnr']:.2f} dB; "
               f"best epoch {result.best_psnr:.2f} dB")
     return 0
 
@@ -105,7 +105,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     sizes = make_config(args.profile or "lab", parse_overrides(args.set or [])) if args.profile or args.set else None
     result = predict_test(Path(args.run_dir), which=args.checkpoint, z_mode=args.z, samples=args.samples,
                           data_root=args.data, out_dir=Path(args.out) if args.out else None, gifs=not args.no_gif,
-                          sizes=sizes)
+                          sizes=sizes, label_norm=args.label_norm)
     print(f"wrote {result.out_dir / 'submission.csv'} ({result.frames.shape[0]} sequences x "
           f"{result.frames.shape[1]} frames), predictions.npy and GIFs in {result.out_dir}")
     if result.score is not None and result.baseline is not None:
@@ -198,6 +198,9 @@ def parser() -> argparse.ArgumentParser:
                    help="likewise, any config field, e.g. --set F_dim=32 (repeatable)")
     p.add_argument("--z", choices=CHOICES["test_z"], help="z strategy (default: the run's test_z)")
     p.add_argument("--samples", type=int, help="samples averaged per step with --z mean")
+    p.add_argument("--label-norm", choices=CHOICES["label_norm"],
+                   help="the label BatchNorm's statistics (default: the run's label_norm; frame is the template's "
+                        "Tester.py)")
     p.add_argument("--data", help="dataset root (default: the run's data_root)")
     p.add_argument("--out", help="output folder (default <run_dir>/test)")
     p.add_argument("--no-gif", action="store_true")

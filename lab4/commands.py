@@ -7,6 +7,8 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "gpucheck": ("lab4.gpucheck", "measure the project on a GPU in one command (about 8 minutes), results to --out"),
     "strategies": ("lab4.zsampling", "compare the z-sampling strategies (prior, zero, mean, best_of oracle) of a "
                                      "trained run on the val video or the test ground truth"),
+    "label-norm": ("lab4.labelnorm", "a run's val PSNR at each kept checkpoint under each choice of the label "
+                                     "BatchNorm's statistics (label_norm: frame, running, precise)"),
     "export": ("lab4.export", "write a run's model as the template's checkpoint {'state_dict': ...} for its "
                               "Tester.py"),
 }

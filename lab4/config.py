@@ -25,6 +25,14 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "tf_granularity": ("epoch", "batch"),
     "kl_anneal_type": ("Cyclical", "Monotonic", "None", "Sigmoid"),
     "kl_anneal_step": ("epoch", "iteration"),
+    # The Label_Encoder BatchNorm's statistics at generation (validation, predict, strategies):
+    # "frame" each label its own (the template's Tester.py, which never enters eval mode),
+    # "running" the moving averages kept in training (PyTorch's eval mode), "precise" the
+    # population statistics of the training labels, recomputed at the end of every epoch.
+    "label_norm": ("frame", "running", "precise"),
+    # ... and in training: "clip" every label of a batch of clips together, "frame" each its own
+    # (at batch_size 1 the template's: its step normalises one step's batch of labels).
+    "train_label_norm": ("clip", "frame"),
     "val_z": ("prior", "zero"),
     "test_z": ("prior", "zero", "mean"),
     "device": ("auto", "cpu", "cuda"),
@@ -66,6 +74,7 @@ class Config:
     gamma: float = 0.1
     grad_clip: float = 1.0          # max gradient norm; 0 turns clipping off
     warmup_iters: int = 0           # linear LR warm-up over the first N iterations (0: none, as the template)
+    train_label_norm: str = "clip"  # the label BatchNorm's statistics in training: over the batch of clips, or per "frame"
 
     # --- teacher forcing (template: decided once per epoch) ---
     tfr: float = 1.0                # initial teacher-forcing ratio
@@ -83,6 +92,7 @@ class Config:
     # --- evaluation ---
     val_every: int = 1              # validate every N epochs (and always at the last)
     val_z: str = "prior"            # z for the val rollout: a prior sample or zero (the mean)
+    label_norm: str = "frame"       # the label BatchNorm's statistics at generation: "frame" (the Tester's), "running", "precise"
     test_z: str = "prior"           # z for test: "prior", "zero", or "mean" of test_samples decodes
     test_samples: int = 8
 

@@ -8,7 +8,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.optim.swa_utils import update_bn
 
+from lab4.device import to_float_images
 from lab4.io import atomic_path
 from lab4.metrics import psnr_per_frame, ssim_per_frame
 from lab4.model import VideoCVAE
@@ -66,11 +68,35 @@ def epoch_columns(validation: Validation | None) -> dict[str, Any]:
             "val_ssim": validation.mean_ssim, "baseline_ssim": validation.mean_baseline_ssim}
 
 
+# What each choice of config.CHOICES["label_norm"] means, as `train` and `predict` print it.
+LABEL_NORM_MEANING = {
+    "frame": "each label normalised by its own statistics, as the template's Tester.py generates",
+    "running": "the label BatchNorm's running averages from training (PyTorch's eval mode)",
+    "precise": "the label BatchNorm's population statistics over the training labels",
+}
+
+# Training labels per forward pass when recomputing the label statistics: bounds the memory.
+PRECISE_BATCH = 512
+
+
+def precise_label_stats(model: VideoCVAE, train_labels: np.ndarray, device: torch.device) -> None:
+    """label_norm="precise": the label encoder's BatchNorm running buffers set to the population
+    statistics of every training label (uint8 (N, 3, H, W)), each label normalised as one
+    population rather than by the moving averages of the last updates. Deterministic: the same
+    weights and labels give the same buffers."""
+    batches = (to_float_images(train_labels[i:i + PRECISE_BATCH], device)
+               for i in range(0, len(train_labels), PRECISE_BATCH))
+    with torch.no_grad():
+        update_bn(batches, model.label_transformation)
+
+
 def validate(model: VideoCVAE, frames: torch.Tensor, labels: torch.Tensor, z_mode: str = "prior",
-             seed: int = 0, dtype: torch.dtype | None = None) -> Validation:
-    """frames, labels: (T, 3, H, W) in [0, 1] on the model's device: one video."""
+             seed: int = 0, dtype: torch.dtype | None = None, label_norm: str = "frame") -> Validation:
+    """frames, labels: (T, 3, H, W) in [0, 1] on the model's device: one video. label_norm: see
+    lab4.rollout.rollout (for "precise", precise_label_stats has run)."""
     generator = torch.Generator(device=frames.device).manual_seed(seed)
-    pred = rollout(model, frames[:1], labels[None], z_mode=z_mode, generator=generator, dtype=dtype)[0]
+    pred = rollout(model, frames[:1], labels[None], z_mode=z_mode, generator=generator, dtype=dtype,
+                   label_norm=label_norm)[0]
     # Scored once, after the rollout, on the device: nothing leaves it inside the loop.
     repeated = frames[:1].expand_as(frames[1:])
     psnr, baseline = psnr_per_frame(pred[1:], frames[1:]), psnr_per_frame(repeated, frames[1:])

@@ -53,6 +53,26 @@ class Label_Encoder(nn.Sequential):
             ResidualBlock(out_ch // 2, out_ch),
         )
 
+    def forward(self, labels: torch.Tensor, per_frame: bool = False) -> torch.Tensor:
+        """per_frame: the BatchNorm normalises each label frame by that frame's own statistics.
+
+        That is what BatchNorm in training mode computes on a batch of one frame, which is how
+        the template's Tester.py generates (it never enters eval mode). The labels are almost
+        all white, so the normalised channels' variance is tiny (about 0.001 on real footage)
+        and which statistics divide them moves a result by several dB. In training mode the
+        running statistics then follow the per-frame ones (their average over the frames).
+        """
+        if not per_frame:
+            return super().forward(labels)
+        pad, conv, norm, *rest = self
+        track = norm.training and norm.track_running_stats
+        x = F.instance_norm(conv(pad(labels)), norm.running_mean if track else None,
+                            norm.running_var if track else None, norm.weight, norm.bias,
+                            use_input_stats=True, momentum=norm.momentum, eps=norm.eps)
+        for module in rest:
+            x = module(x)
+        return x
+
 
 class Gaussian_Predictor(nn.Sequential):
     """[frame features, label features] -> (mu, logvar), each N x H x W."""
@@ -222,8 +242,9 @@ class VideoCVAE(nn.Module):
     def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
         return self.frame_transformation(frames)
 
-    def encode_labels(self, labels: torch.Tensor) -> torch.Tensor:
-        return self.label_transformation(labels)
+    def encode_labels(self, labels: torch.Tensor, per_frame: bool = False) -> torch.Tensor:
+        """per_frame: each label normalised by its own statistics (see Label_Encoder.forward)."""
+        return self.label_transformation(labels, per_frame)
 
     def posterior(self, frame_feat: torch.Tensor, label_feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """q(z | x_t, p_t): (mu, logvar) from the current frame's and label's features."""

@@ -11,8 +11,9 @@ import torch
 from lab4 import data as lab4_data
 from lab4 import scoring, submission
 from lab4.checkpoint import RunStateError, checkpoint_for, load_checkpoint
-from lab4.config import Config
+from lab4.config import CHOICES, Config
 from lab4.device import autocast_dtype, resolve_device, to_float_images
+from lab4.evaluate import precise_label_stats
 from lab4.gif import side_by_side, write_gif
 from lab4.io import atomic_path, atomic_write_text, strict_json
 from lab4.model import VideoCVAE
@@ -90,22 +91,39 @@ def load_template(paths: RunPaths, path: Path, state: dict[str, torch.Tensor], e
     return model, cfg, epoch
 
 
+def generation_label_norm(model: VideoCVAE, cfg: Config, label_norm: str | None = None,
+                          data_root: str | None = None) -> str:
+    """The label statistics a loaded model generates with: `label_norm`, else the run's own. For
+    "precise" in a run that did not keep them (it validated with another choice, or a template
+    checkpoint), they are computed here from the training labels of `data_root` (else the run's)."""
+    label_norm = label_norm or cfg.label_norm
+    if label_norm not in CHOICES["label_norm"]:
+        raise ValueError(f"--label-norm {label_norm}: expected one of {', '.join(CHOICES['label_norm'])}")
+    if label_norm == "precise" and cfg.label_norm != "precise":
+        root = Path(data_root or cfg.data_root)
+        lab4_data.check_layout(root, ("train",))
+        precise_label_stats(model, lab4_data.load_split(root, "train").labels, next(model.parameters()).device)
+    return label_norm
+
+
 def predict_test(run_dir: Path, which: str = "best", z_mode: str | None = None, samples: int | None = None,
                  data_root: str | None = None, out_dir: Path | None = None, gifs: bool = True,
-                 sizes: Config | None = None) -> Prediction:
-    """`sizes`: the settings of a template checkpoint's model (`which` a file) where run_dir has no config.json."""
+                 sizes: Config | None = None, label_norm: str | None = None) -> Prediction:
+    """`sizes`: the settings of a template checkpoint's model (`which` a file) where run_dir has no config.json.
+    `label_norm`: the label statistics to generate with (default: the run's; see generation_label_norm)."""
     paths = RunPaths(Path(run_dir))
     model, cfg, _ = load_trained(paths.root, which, sizes=sizes)  # seconds at most; fails clearly on a bad run folder
     root = Path(data_root or cfg.data_root)
     lab4_data.check_layout(root, ("test",))
     device = next(model.parameters()).device
+    label_norm = generation_label_norm(model, cfg, label_norm, data_root)
     test = lab4_data.load_test(root)
 
     z_mode = z_mode or cfg.test_z
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
     pred = rollout(model, to_float_images(test.first_frames, device), to_float_images(test.labels, device),
                    z_mode=z_mode, samples=samples or cfg.test_samples, generator=generator,
-                   dtype=autocast_dtype(cfg, device))
+                   dtype=autocast_dtype(cfg, device), label_norm=label_norm)
     frames = submission.to_uint8(pred.cpu().numpy())
 
     out = Path(out_dir) if out_dir else paths.test
@@ -125,7 +143,7 @@ def predict_test(run_dir: Path, which: str = "best", z_mode: str | None = None, 
         baseline = scoring.score(scoring.baseline_predictions(test.truth[:, 0], test.truth.shape[1]),
                                  test.truth, scored)
         atomic_write_text(out / "score.json", strict_json(
-            {"z_mode": z_mode, "checkpoint": which, "data": str(root),
+            {"z_mode": z_mode, "label_norm": label_norm, "checkpoint": which, "data": str(root),
              "scored_frames": [scored.start, scored.stop - 1],
              "model": score.__dict__, "repeat_first_frame_baseline": baseline.__dict__}))
     return Prediction(out_dir=out, frames=frames, score=score, baseline=baseline, scored_frames=scored)

@@ -57,15 +57,21 @@ def closest_to_truth(candidates: torch.Tensor, truth: torch.Tensor) -> torch.Ten
 @torch.inference_mode()
 def rollout(model: VideoCVAE, first_frames: torch.Tensor, labels: torch.Tensor, z_mode: str = "prior",
             samples: int = 1, generator: torch.Generator | None = None,
-            dtype: torch.dtype | None = None, truth: torch.Tensor | None = None) -> torch.Tensor:
+            dtype: torch.dtype | None = None, truth: torch.Tensor | None = None,
+            label_norm: str = "frame") -> torch.Tensor:
     """first_frames (S, 3, H, W), labels (S, T, 3, H, W) in [0, 1] -> frames (S, T, 3, H, W).
 
     Frame 0 of the result is the given first frame (labels[:, 0] is not used). z_mode is one
     of Z_MODES (see the module's docstring); "mean" and "best_of" decode `samples` z per
     step. "best_of" is an oracle and needs `truth` (S, T, 3, H, W), the ground-truth frames.
+    label_norm (config.CHOICES): "frame" normalises each label by its own statistics, as the
+    template's Tester.py does; "running" and "precise" use the BatchNorm's running buffers
+    (for "precise" the caller has filled them: lab4.evaluate.precise_label_stats).
     """
     if z_mode not in Z_MODES:
         raise ValueError(f"z_mode {z_mode!r}: expected one of {', '.join(Z_MODES)}")
+    if label_norm not in CHOICES["label_norm"]:
+        raise ValueError(f"label_norm {label_norm!r}: expected one of {', '.join(CHOICES['label_norm'])}")
     if z_mode in ORACLE_Z_MODES and (truth is None or truth.shape[:2] != labels.shape[:2]):
         raise ValueError(f"z_mode {z_mode!r} is an oracle: it needs the ground-truth frames (truth) of every step")
     was_training = model.training
@@ -79,7 +85,8 @@ def rollout(model: VideoCVAE, first_frames: torch.Tensor, labels: torch.Tensor, 
     with autocast(device, dtype):
         for start in range(1, length, LABEL_CHUNK):
             stop = min(start + LABEL_CHUNK, length)
-            chunk = model.encode_labels(labels[:, start:stop].flatten(0, 1)).unflatten(0, (seqs, stop - start))
+            chunk = model.encode_labels(labels[:, start:stop].flatten(0, 1), per_frame=label_norm == "frame")
+            chunk = chunk.unflatten(0, (seqs, stop - start))
             for t in range(start, stop):
                 label_feat = chunk[:, t - start]
                 prev_feat = model.encode_frames(prev)

@@ -27,10 +27,12 @@ class ClipLoss:
 
 
 def clip_loss(model: VideoCVAE, frames: torch.Tensor, labels: torch.Tensor, teacher_forced: bool,
-              kl_weight: float, noise: torch.Tensor | None = None) -> ClipLoss:
+              kl_weight: float, noise: torch.Tensor | None = None, per_frame_labels: bool = False) -> ClipLoss:
     """frames, labels: (B, T, 3, H, W) in [0, 1]. Predicts frames 1..T-1 from frame 0.
 
     `noise` (B*(T-1), N, H, W) fixes the reparameterisation noise, for tests.
+    `per_frame_labels`: the label encoder's BatchNorm normalises each label by its own
+    statistics (config train_label_norm="frame"), else all B*(T-1) labels together.
     The loss is the template's: per step MSE + beta * KL, summed over the steps. The KL is
     to N(0, I), or with a learned prior to p(z_t | x_{t-1}, p_t), predicted from the same
     previous-frame features the decoder fuses at that step.
@@ -38,7 +40,7 @@ def clip_loss(model: VideoCVAE, frames: torch.Tensor, labels: torch.Tensor, teac
     batch, length = frames.shape[:2]
     steps = length - 1
     frame_feat = model.encode_frames(frames.flatten(0, 1)).unflatten(0, (batch, length))
-    label_feat = model.encode_labels(labels[:, 1:].flatten(0, 1))
+    label_feat = model.encode_labels(labels[:, 1:].flatten(0, 1), per_frame=per_frame_labels)
     mu, logvar = model.posterior(flatten_steps(frame_feat[:, 1:]), label_feat)
     z = reparameterize(mu, logvar, noise)
     prior: tuple[torch.Tensor, torch.Tensor] | None = None  # (mu_p, logvar_p) laid out as (mu, logvar)
@@ -82,13 +84,14 @@ def clip_loss(model: VideoCVAE, frames: torch.Tensor, labels: torch.Tensor, teac
 class ClipLossModule(torch.nn.Module):
     """`clip_loss` as a module's forward, so that DistributedDataParallel can wrap it."""
 
-    def __init__(self, model: VideoCVAE):
+    def __init__(self, model: VideoCVAE, per_frame_labels: bool = False):
         super().__init__()
         self.model = model
+        self.per_frame_labels = per_frame_labels
 
     def forward(self, frames: torch.Tensor, labels: torch.Tensor, teacher_forced: bool,
                 kl_weight: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        out = clip_loss(self.model, frames, labels, teacher_forced, kl_weight)
+        out = clip_loss(self.model, frames, labels, teacher_forced, kl_weight, per_frame_labels=self.per_frame_labels)
         return out.loss, out.mse, out.kl
 
 

@@ -39,9 +39,21 @@ def not_template(cfg: Config) -> str | None:
 def template_notes(cfg: Config) -> list[str]:
     """What the template's Tester.py must do as this run did, for its outputs to be this run's."""
     notes = []
+    if cfg.label_norm == "frame":
+        notes.append("note: label_norm='frame': this run generates with each label normalised by its own statistics, "
+                     "as Tester.py does (it never enters eval mode), so Tester.py and `lab4 predict` give the same "
+                     "frames from the same z")
+    else:
+        notes.append(f"note: label_norm={cfg.label_norm!r}: this run generates with the label BatchNorm's running "
+                     "buffers (saved in the checkpoint); Tester.py never enters eval mode, so it normalises each "
+                     "label by its own statistics instead (`lab4 predict --label-norm frame` shows those frames); "
+                     "to generate as this run does, call model.label_transformation[2].eval() in Tester.py")
     if cfg.output == "sigmoid":
         notes.append("note: output='sigmoid': this run maps the Generator's output through torch.sigmoid; the "
                      "template's Tester.py does not, so apply it there (or the frames are not this run's)")
+    # Every frame lab4 feeds back, shows or scores lies in [0, 1] (VideoCVAE.to_image).
+    notes.append("note: clamp each generated frame to [0, 1] (.clamp(0, 1)) before Tester.py feeds it back as the "
+                 "previous frame, as this run does")
     return notes
 
 

@@ -26,7 +26,7 @@ from lab4.checkpoint import best_epoch_of, load_checkpoint, publish, rng_state, 
 from lab4.config import Config
 from lab4.device import autocast_dtype, resolve_device, to_float_images
 from lab4.distributed import Ranks, init_from_env, parameters_in_sync, shutdown
-from lab4.evaluate import Validation, epoch_columns, validate
+from lab4.evaluate import LABEL_NORM_MEANING, Validation, epoch_columns, precise_label_stats, validate
 from lab4.io import FolderLock, atomic_write_text
 from lab4.model import VideoCVAE
 from lab4.run import EPOCH_COLUMNS, ITER_COLUMNS, VAL_COLUMNS, CsvAppender, RunPaths, write_csv
@@ -242,7 +242,7 @@ def _build(cfg: Config, root: Path, progress: bool, device: torch.device, ranks:
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     model = build_model(cfg).to(device)
-    step_module: torch.nn.Module = ClipLossModule(model)
+    step_module: torch.nn.Module = ClipLossModule(model, per_frame_labels=cfg.train_label_norm == "frame")
     if ranks.active:
         # DDP starts every rank from rank 0's weights; the noise then differs per rank.
         step_module = torch.nn.parallel.DistributedDataParallel(
@@ -255,6 +255,7 @@ def _build(cfg: Config, root: Path, progress: bool, device: torch.device, ranks:
     total_iters = sum(batches_in_epoch(cfg, sampler, e, ranks.world) for e in range(cfg.num_epoch))
     if progress:
         print(describe_budget(cfg, sampler, total_iters, ranks.world), flush=True)
+        print(f"validation: label_norm={cfg.label_norm}: {LABEL_NORM_MEANING[cfg.label_norm]}", flush=True)
     return Trainer(model, step_module, optimizer, scheduler, scaler, device, amp_dtype, train_split, sampler,
                    val_frames, val_labels, total_iters)
 
@@ -352,9 +353,11 @@ def _end_epoch(cfg: Config, run: Trainer, state: Progress, epoch: int, trained: 
     """Rank 0 after an epoch's updates: validate on the val rollout (every val_every epochs and at
     the last), log the epoch, and commit it (checkpoints/last.pt and what derives from it)."""
     validation: Validation | None = None
+    if cfg.label_norm == "precise":  # before the validation and the checkpoint, which keeps them
+        precise_label_stats(run.model, run.train_split.labels, run.device)
     if (epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.num_epoch:
         validation = validate(run.model, run.val_frames, run.val_labels, cfg.val_z, seed=cfg.seed + 1000 * epoch,
-                              dtype=run.amp_dtype)
+                              dtype=run.amp_dtype, label_norm=cfg.label_norm)
         state.history["val"].extend(validation.frame_rows(epoch + 1))
     loss_m, mse_m, kl_m = means
     row = {

@@ -28,7 +28,7 @@ from lab4.device import autocast_dtype, to_float_images
 from lab4.io import atomic_path
 from lab4.metrics import psnr_per_frame, ssim_per_frame
 from lab4.model import VideoCVAE
-from lab4.predict import load_trained
+from lab4.predict import generation_label_norm, load_trained
 from lab4.rollout import MULTI_SAMPLE_Z_MODES, ORACLE_Z_MODES, Z_MODES, rollout
 from lab4.scoring import scored_frames_for
 
@@ -39,7 +39,8 @@ PER_FRAME_CSV, SUMMARY_CSV = "z_strategies.csv", "z_strategies_summary.csv"
 
 def compare_z_strategies(model: VideoCVAE, frames: torch.Tensor, labels: torch.Tensor,
                          strategies: Sequence[str] = STRATEGIES, samples: int = 8, seed: int = 0,
-                         dtype: torch.dtype | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+                         dtype: torch.dtype | None = None, label_norm: str = "frame"
+                         ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """frames, labels: one video (T, 3, H, W) or several (S, T, 3, H, W), in [0, 1] on the model's device.
 
     Every strategy rolls out from frames[:, 0] with a generator seeded with `seed` (so
@@ -61,7 +62,7 @@ def compare_z_strategies(model: VideoCVAE, frames: torch.Tensor, labels: torch.T
         generator = torch.Generator(device=frames.device).manual_seed(seed)
         is_oracle = strategy in ORACLE_Z_MODES
         pred = rollout(model, frames[:, 0], labels, z_mode=strategy, samples=samples, generator=generator,
-                       dtype=dtype, truth=frames if is_oracle else None)
+                       dtype=dtype, truth=frames if is_oracle else None, label_norm=label_norm)
         psnr = psnr_per_frame(pred[:, 1:], truth).cpu()  # (S, T-1)
         ssim = ssim_per_frame(pred[:, 1:], truth).cpu()
         for seq in range(psnr.shape[0]):
@@ -146,7 +147,8 @@ def cmd_strategies(args: argparse.Namespace) -> int:
     frames, labels = load_videos(cfg, args.split, device, args.data)
     per_frame, summary = compare_z_strategies(model, frames, labels, samples=args.samples,
                                               seed=cfg.seed if args.seed is None else args.seed,
-                                              dtype=autocast_dtype(cfg, device))
+                                              dtype=autocast_dtype(cfg, device),
+                                              label_norm=generation_label_norm(model, cfg, data_root=args.data))
     out = write_tables(run_dir, args.split, per_frame, summary)
     videos = 1 if frames.dim() == 4 else frames.shape[0]
     print(f"z strategies of {run_dir} (checkpoint {args.checkpoint}, epoch {epoch}, prior {cfg.prior}) on "
@@ -181,6 +183,7 @@ def val_strategies(run_dir: Path, samples: int = 8, checkpoint: str = "best") ->
     device = next(model.parameters()).device
     frames, labels = load_videos(cfg, "val", device)
     per_frame, summary = compare_z_strategies(model, frames, labels, samples=samples, seed=cfg.seed,
-                                              dtype=autocast_dtype(cfg, device))
+                                              dtype=autocast_dtype(cfg, device),
+                                              label_norm=generation_label_norm(model, cfg))
     write_tables(Path(run_dir), "val", per_frame, summary)
     return per_frame.assign(split="val")

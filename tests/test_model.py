@@ -280,7 +280,7 @@ def test_identity_init_starts_the_learned_prior_at_the_standard_normal():
 
 def one_step(model, first, labels, eps):
     """The first generated frame, by hand: z = mu_p + sigma_p * eps from the previous frame and label."""
-    prev_feat, label_feat = model.encode_frames(first), model.encode_labels(labels[:, 1])
+    prev_feat, label_feat = model.encode_frames(first), model.encode_labels(labels[:, 1], per_frame=True)
     mu_p, logvar_p = model.prior(prev_feat, label_feat)
     return model.to_image(model.decode(prev_feat, label_feat, mu_p + eps * torch.exp(0.5 * logvar_p)))
 

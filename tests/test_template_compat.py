@@ -23,6 +23,7 @@ from lab4.device import to_float_images
 from lab4.layers import LEGACY_BLOCK_KEYS
 from lab4.model import VideoCVAE
 from lab4.predict import load_trained
+from lab4.rollout import rollout
 from lab4.train import train
 
 # ----- the template's modules/layers.py -----
@@ -184,24 +185,31 @@ def test_a_checkpoint_of_the_older_key_layout_still_loads():
     assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), old.values()))
 
 
-@pytest.fixture(scope="module")
-def template_run(tmp_path_factory, tiny_data) -> Path:
-    """A short smoke run on the tiny synthetic data."""
-    run = tmp_path_factory.mktemp("runs") / "smoke"
+@pytest.fixture(scope="module", params=["clamp", "sigmoid"])
+def template_run(request, tmp_path_factory, tiny_data) -> Path:
+    """A short smoke run on the tiny synthetic data, with either output the profiles use."""
+    run = tmp_path_factory.mktemp("runs") / f"smoke-{request.param}"
     cfg = make_config("smoke", {"data_root": str(tiny_data), "num_epoch": 1, "partial": 0.25, "val_vi_len": 6,
-                                "threads": 1})
+                                "threads": 1, "output": request.param})
     train(cfg, run, progress=False)
     return run
 
 
-def test_an_exported_checkpoint_loads_strictly_into_the_template_and_gives_the_same_outputs(template_run, tmp_path):
-    out = tmp_path / "export" / "lab4.ckpt"
-    assert cli.main(["export", str(template_run), "--template", str(out)]) == 0
+def exported_template(run: Path, out: Path, capsys) -> tuple[VAE_Model, str]:
+    """`lab4 export` of a run, loaded strictly into the template's modules as Tester.py loads it; and
+    what export printed for Tester.py."""
+    assert cli.main(["export", str(run), "--template", str(out)]) == 0
     payload = torch.load(out, weights_only=True)  # plain tensors only
     assert list(payload) == ["state_dict"]
     template = VAE_Model(*SMOKE)
-    template.load_state_dict(torch.load(out, weights_only=True)["state_dict"], strict=True)
-    template.eval()
+    template.load_state_dict(payload["state_dict"], strict=True)
+    return template, capsys.readouterr().out
+
+
+def test_an_exported_checkpoint_loads_strictly_into_the_template_and_gives_the_same_outputs(template_run, tmp_path,
+                                                                                            capsys):
+    template, _ = exported_template(template_run, tmp_path / "export" / "lab4.ckpt", capsys)
+    template.eval()  # module by module in eval mode: the weights and the running buffers both carried over
     ours, _, _ = load_trained(template_run, "best", device=torch.device("cpu"))
 
     torch.manual_seed(1)
@@ -227,22 +235,89 @@ def test_export_refuses_a_run_whose_modules_are_not_the_templates(tmp_path, caps
     assert not (tmp_path / "out.ckpt").exists()
 
 
-def template_rollout(model: VAE_Model, first: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """The template's test loop with z = 0: each prediction (clamped) is the next step's previous frame."""
-    frames = [first]
-    for t in range(1, labels.shape[1]):
-        z = torch.zeros(first.shape[0], SMOKE[2], 32, 64)
-        parm = model.Decoder_Fusion(model.frame_transformation(frames[-1]), model.label_transformation(labels[:, t]), z)
-        frames.append(model.Generator(parm).clamp(0, 1))
-    return torch.stack(frames, dim=1)
+def run_tester_loop(model: VAE_Model, first: torch.Tensor, labels: torch.Tensor, sigmoid: bool,
+                z_seed: int | None = None) -> torch.Tensor:
+    """The test loop of the template's Tester.py (Test_model.val_one_step, as students complete it).
+
+    `main` calls `model.eval()`, which Test_model's own `eval(self)` (the loop over the test
+    sequences) shadows: the modules stay in training mode, so the Label_Encoder's BatchNorm
+    normalises each label by that label's statistics. One sequence at a time (batch 1), one step
+    at a time; z = 0, or `torch.randn` per step after `torch.manual_seed(z_seed)`; each frame
+    (through the sigmoid export notes for such a run) clamped and fed back as the previous frame.
+    """
+    assert model.training  # as Tester.py leaves it
+    sequences = []
+    with torch.no_grad():
+        for seq in range(first.shape[0]):
+            if z_seed is not None:
+                torch.manual_seed(z_seed)
+            prev, frames = first[seq:seq + 1], [first[seq:seq + 1]]
+            for t in range(1, labels.shape[1]):
+                label_feat = model.label_transformation(labels[seq, t][None])
+                human_feat_hat = model.frame_transformation(prev)
+                z = torch.zeros(1, SMOKE[2], 32, 64) if z_seed is None else torch.randn(1, SMOKE[2], 32, 64)
+                out = model.Generator(model.Decoder_Fusion(human_feat_hat, label_feat, z))
+                prev = (torch.sigmoid(out) if sigmoid else out).clamp(0, 1)
+                frames.append(prev)
+            sequences.append(torch.cat(frames))
+    return torch.stack(sequences)
 
 
-def test_a_template_checkpoint_predicts_through_lab4_predict(tiny_data, tmp_path, capsys):
-    torch.manual_seed(2)
-    template = VAE_Model(*SMOKE)
-    with torch.no_grad():  # a trained Label_Encoder's BatchNorm has statistics of its own
-        template.label_transformation(torch.rand(4, 3, 32, 64))
-    template.eval()
+def grey_levels(frames: torch.Tensor) -> np.ndarray:
+    return np.round(frames.numpy() * 255).astype(int)
+
+
+def assert_same_frames(ours: np.ndarray, theirs: np.ndarray) -> None:
+    """The same frames up to the rounding to 8 bits: lab4 runs channels_last and normalises the labels
+    of a whole rollout in one call, the template NCHW one frame at a time, so a value at a rounding
+    boundary may land a grey level apart (measured: about 1 pixel in 500,000)."""
+    diff = np.abs(ours.astype(int) - theirs)
+    assert diff.max() <= 1 and (diff > 0).mean() < 1e-4, (diff.max(), (diff > 0).mean())
+
+
+def test_lab4_predict_gives_the_frames_of_the_templates_tester(template_run, tiny_data, tmp_path, capsys):
+    """A trained run's `lab4 predict` (label_norm frame, the default) and its `lab4 export`ed checkpoint
+    run through Tester.py's loop give the same frames, for either output, z = 0 and sampled z alike."""
+    template, printed = exported_template(template_run, tmp_path / "lab4.ckpt", capsys)
+    cfg = make_config("smoke", {"output": template_run.name.split("-")[1]})
+    sigmoid = cfg.output == "sigmoid"
+    assert ("torch.sigmoid" in printed) == sigmoid and "clamp each generated frame" in printed
+    assert "label_norm='frame'" in printed and "the same frames" in printed
+
+    out = tmp_path / "predicted"
+    assert cli.main(["predict", str(template_run), "--z", "zero", "--no-gif", "--out", str(out)]) == 0
+    predicted = np.load(out / "predictions.npy")
+    test = load_test(tiny_data)
+    first, labels = to_float_images(test.first_frames, "cpu"), to_float_images(test.labels, "cpu")
+    theirs = grey_levels(run_tester_loop(template, first, labels, sigmoid))
+    assert predicted.shape == theirs.shape and predicted.shape[1] > 90
+    assert_same_frames(predicted, theirs)
+
+    # The comparison is not vacuous: the frames follow the labels far beyond the tolerance ...
+    blank = grey_levels(run_tester_loop(template, first[:2], torch.ones_like(labels[:2]), sigmoid))
+    assert (np.abs(blank - theirs[:2]) > 1).mean() > 0.01
+    # ... and the Tester with its BatchNorm in eval mode (running statistics) gives other frames,
+    # which is what `lab4 predict --label-norm running` gives.
+    # (A fresh copy: the loops above, in training mode, moved the running buffers, as Tester.py's do.)
+    template_running, _ = exported_template(template_run, tmp_path / "lab4.ckpt", capsys)
+    template_running.label_transformation.eval()
+    running = grey_levels(run_tester_loop(template_running, first, labels, sigmoid))
+    assert (np.abs(running - theirs) > 1).mean() > 0.01
+    assert cli.main(["predict", str(template_run), "--z", "zero", "--no-gif", "--out", str(out),
+                     "--label-norm", "running"]) == 0
+    assert_same_frames(np.load(out / "predictions.npy"), running)
+
+    # z from the prior: one sequence, the same seed gives the same draws in both.
+    model, _, _ = load_trained(template_run, "best", device=torch.device("cpu"))
+    sampled = rollout(model, first[:1], labels[:1], z_mode="prior", generator=torch.Generator().manual_seed(5))
+    assert_same_frames(grey_levels(sampled), grey_levels(run_tester_loop(template, first[:1], labels[:1], sigmoid, 5)))
+
+
+def test_a_template_checkpoint_predicts_through_lab4_predict(template_run, tiny_data, tmp_path, capsys):
+    """A checkpoint as the template's Trainer saves it, in a folder without config.json, sized by
+    --profile/--set: `lab4 predict` gives the Tester's frames."""
+    template, _ = exported_template(template_run, tmp_path / "lab4.ckpt", capsys)
+    output = template_run.name.split("-")[1]
     ckpt = tmp_path / "epoch=3.ckpt"
     # As the template's Trainer.save writes it (its "optimizer" key holds the weights again).
     torch.save({"state_dict": template.state_dict(), "optimizer": template.state_dict(), "lr": 1e-3, "tfr": 1.0,
@@ -250,17 +325,13 @@ def test_a_template_checkpoint_predicts_through_lab4_predict(tiny_data, tmp_path
 
     out = tmp_path / "predicted"
     args = ["predict", str(out), "--checkpoint", str(ckpt), "--data", str(tiny_data), "--no-gif"]
-    assert cli.main(args + ["--profile", "smoke", "--z", "zero"]) == 0
+    assert cli.main(args + ["--profile", "smoke", "--set", f"output={output}", "--z", "zero"]) == 0
     predicted = np.load(out / "test" / "predictions.npy")
     assert (out / "test" / "submission.csv").is_file()
-
     test = load_test(tiny_data)
-    with torch.no_grad():
-        theirs = template_rollout(template, to_float_images(test.first_frames, "cpu"),
-                                  to_float_images(test.labels, "cpu"))
-    assert predicted.shape == tuple(theirs.shape)
-    # The same frames, to the rounding to 8 bits (lab4 runs channels_last, the template NCHW).
-    assert np.abs(predicted.astype(int) - np.round(theirs.numpy() * 255)).max() <= 1
+    theirs = run_tester_loop(template, to_float_images(test.first_frames, "cpu"), to_float_images(test.labels, "cpu"),
+                         sigmoid=output == "sigmoid")
+    assert_same_frames(predicted, grey_levels(theirs))
 
     # Sizes that do not fit: one line naming the file and the first key that does not fit.
     capsys.readouterr()

@@ -59,7 +59,7 @@ def test_best_of_keeps_the_candidate_closest_to_the_truth(prior: str) -> None:
     with torch.no_grad():
         for t in range(1, LENGTH):
             prev_feat = model.encode_frames(out[:, t - 1]).repeat_interleave(samples, dim=0)
-            label_feat = model.encode_labels(labels[:, t]).repeat_interleave(samples, dim=0)
+            label_feat = model.encode_labels(labels[:, t], per_frame=True).repeat_interleave(samples, dim=0)
             eps = torch.randn((SEQS * samples, N_DIM, 32, 64), generator=gen)
             if model.learned_prior:
                 mu_p, logvar_p = model.prior(prev_feat, label_feat)

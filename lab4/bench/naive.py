@@ -77,6 +77,8 @@ def naive_rollout(model: VideoCVAE, first_frame: torch.Tensor, labels: torch.Ten
 
     Per step: encode the label and the last prediction, z from the prior, fuse, generate,
     and copy the frame to the host (`.cpu()`), as the template's decoded_frame_list does.
+    Tester.py never enters eval mode, so its BatchNorm normalises each label by that label's own
+    statistics: the same here (`per_frame`), with the buffers left as they are.
     """
     was_training = model.training
     model.eval()
@@ -85,7 +87,7 @@ def naive_rollout(model: VideoCVAE, first_frame: torch.Tensor, labels: torch.Ten
     for i in range(1, labels.shape[0]):
         z = torch.randn((1, model.N_dim) + tuple(out.shape[-2:]), generator=generator,
                         device=out.device)
-        label_feat = model.label_transformation(labels[i][None])
+        label_feat = model.label_transformation(labels[i][None], per_frame=True)
         human_feat_hat = model.frame_transformation(out)
         parm = model.Decoder_Fusion(human_feat_hat, label_feat, z)
         out = model.to_image(model.Generator(parm))
@@ -96,10 +98,11 @@ def naive_rollout(model: VideoCVAE, first_frame: torch.Tensor, labels: torch.Ten
 
 def naive_rollouts(model: VideoCVAE, first_frames: torch.Tensor, labels: torch.Tensor, z_mode: str = "prior",
                    samples: int = 1, generator: torch.Generator | None = None, dtype: torch.dtype | None = None,
-                   truth: torch.Tensor | None = None) -> torch.Tensor:
+                   truth: torch.Tensor | None = None, label_norm: str = "frame") -> torch.Tensor:
     """`lab4.rollout.rollout`'s signature the naive way: `naive_rollout` once per sequence, in turn."""
-    if z_mode != "prior" or dtype is not None:
-        raise ValueError(f"the naive rollout samples the prior in fp32; got z_mode={z_mode!r}, dtype={dtype}")
+    if z_mode != "prior" or dtype is not None or label_norm != "frame":
+        raise ValueError(f"the naive rollout samples the prior in fp32 with per-frame label statistics, as "
+                         f"Tester.py; got z_mode={z_mode!r}, dtype={dtype}, label_norm={label_norm!r}")
     return torch.stack([naive_rollout(model, first_frames[s], labels[s], generator).to(first_frames.device)
                         for s in range(first_frames.shape[0])])
 

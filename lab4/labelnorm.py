@@ -1,0 +1,95 @@
+"""`python -m lab4 label-norm RUN_DIR`: a run's val PSNR under each choice of the label statistics.
+
+The label encoder's BatchNorm sees almost-white pose images, so its variance is tiny and the
+statistics it normalises with at generation move a result by several dB (config `label_norm`).
+The choice does not change training (nothing of it feeds back into an update), so one run's
+kept checkpoints, each validated under every choice, measure all of them at once: the same
+val rollout, with the same z draws, as `train` validated at that epoch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lab4.checkpoint import committed
+from lab4.commands import LAZY_COMMANDS
+from lab4.config import CHOICES
+from lab4.device import autocast_dtype
+from lab4.evaluate import validate
+from lab4.io import atomic_path
+from lab4.predict import generation_label_norm, load_trained
+from lab4.run import RunPaths
+from lab4.zsampling import load_videos
+
+OUT_CSV = "label_norm.csv"  # inside the run folder
+
+
+def kept_epochs(paths: RunPaths) -> list[int]:
+    """The epochs a run folder holds a checkpoint of: its periodic ones and its last."""
+    epochs = {int(m.group(1)) for p in paths.checkpoints.glob("epoch_*.pt")
+              if (m := re.fullmatch(r"epoch_(\d+)\.pt", p.name))}
+    if not paths.last.is_file():
+        raise FileNotFoundError(f"{paths.last}: no checkpoint; expected a run folder that has finished an epoch")
+    state = committed(paths)
+    if state is not None:
+        epochs.add(int(state["epoch"]))
+    return sorted(epochs)
+
+
+def compare_label_norms(run_dir: Path, epochs: list[int] | None = None, data_root: str | None = None,
+                        choices: tuple[str, ...] = CHOICES["label_norm"]) -> pd.DataFrame:
+    """One row per (epoch, choice): val PSNR and SSIM and the baseline's, as `train` would have logged them."""
+    paths = RunPaths(Path(run_dir))
+    rows = []
+    for epoch in epochs or kept_epochs(paths):
+        for choice in choices:
+            # Loaded again for each choice: "precise" rewrites the BatchNorm's running buffers.
+            model, cfg, at = load_trained(paths.root, str(epoch))
+            device = next(model.parameters()).device
+            frames, labels = load_videos(cfg, "val", device, data_root)
+            label_norm = generation_label_norm(model, cfg, choice, data_root)
+            # train's validation seed for that epoch, so "frame" and "running" repeat what it logged.
+            result = validate(model, frames, labels, cfg.val_z, seed=cfg.seed + 1000 * (at - 1),
+                              dtype=autocast_dtype(cfg, device), label_norm=label_norm)
+            rows.append({"epoch": at, "label_norm": choice, "val_psnr": result.mean_psnr,
+                         "baseline_psnr": result.mean_baseline_psnr, "val_ssim": result.mean_ssim,
+                         "seed": cfg.seed, "trained_with": cfg.train_label_norm})
+    return pd.DataFrame(rows)
+
+
+def format_comparison(table: pd.DataFrame) -> str:
+    """Epochs down, choices across (val PSNR in dB), the baseline beside, and each choice's largest
+    fall between consecutive kept checkpoints."""
+    wide = table.pivot(index="epoch", columns="label_norm", values="val_psnr")
+    wide = wide[[c for c in CHOICES["label_norm"] if c in wide.columns]]
+    wide["baseline"] = table.groupby("epoch")["baseline_psnr"].first()
+    text = wide.to_string(float_format=lambda v: f"{v:.2f}")
+    falls = {c: float(np.max(-np.diff(wide[c].to_numpy()), initial=0.0)) for c in wide.columns if c != "baseline"}
+    return text + "\nlargest fall between consecutive checkpoints (dB): " + \
+        ", ".join(f"{c} {v:.2f}" for c, v in falls.items())
+
+
+def cmd_label_norm(args: argparse.Namespace) -> int:
+    epochs = [int(e) for e in args.epochs.split(",")] if args.epochs else None
+    table = compare_label_norms(Path(args.run_dir), epochs, args.data)
+    out = Path(args.run_dir) / OUT_CSV
+    with atomic_path(out) as tmp:
+        table.to_csv(tmp, index=False)
+    print(f"val PSNR (dB) of {args.run_dir} per kept checkpoint under each label_norm (frame: the template's "
+          "Tester.py); baseline: repeat the first frame")
+    print(format_comparison(table))
+    print(f"wrote {out}")
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("label-norm", help=LAZY_COMMANDS["label-norm"][1])
+    p.add_argument("run_dir", help="a run folder made by `lab4 train`")
+    p.add_argument("--epochs", help="comma-separated epochs (default: every kept checkpoint and the last)")
+    p.add_argument("--data", help="dataset root (default: the run's data_root)")
+    p.set_defaults(func=cmd_label_norm)
