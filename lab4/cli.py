@@ -91,7 +91,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"\ntrained {run_dir}: {len(result.epochs)} epochs on {shown(cfg.data_root)}")
     if last["val_psnr"] != "":
         print(f"final val PSNR {last['val_psnr']:.2f} dB, mean over the predicted frames of the val rollout "
-              f"(z={cfg.val_z}, label_norm={cfg.label_norm}); repeat-first-frame baseline {last['baseline_psnr']:.2f} dB; "
+              f"(z={cfg.val_z}, label_norm={cfg.label_norm}); "
+              f"repeat-first-frame baseline {last['baseline_psnr']:.2f} dB; "
               f"best epoch {result.best_psnr:.2f} dB")
     return 0
 

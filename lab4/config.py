@@ -74,7 +74,7 @@ class Config:
     gamma: float = 0.1
     grad_clip: float = 1.0          # max gradient norm; 0 turns clipping off
     warmup_iters: int = 0           # linear LR warm-up over the first N iterations (0: none, as the template)
-    train_label_norm: str = "clip"  # the label BatchNorm's statistics in training: over the batch of clips, or per "frame"
+    train_label_norm: str = "clip"  # the label BatchNorm's statistics in training: the batch's "clip"s or per "frame"
 
     # --- teacher forcing (template: decided once per epoch) ---
     tfr: float = 1.0                # initial teacher-forcing ratio
@@ -92,7 +92,7 @@ class Config:
     # --- evaluation ---
     val_every: int = 1              # validate every N epochs (and always at the last)
     val_z: str = "prior"            # z for the val rollout: a prior sample or zero (the mean)
-    label_norm: str = "frame"       # the label BatchNorm's statistics at generation: "frame" (the Tester's), "running", "precise"
+    label_norm: str = "frame"       # the label BatchNorm's statistics at generation: "frame" (Tester.py's), "running", ...
     test_z: str = "prior"           # z for test: "prior", "zero", or "mean" of test_samples decodes
     test_samples: int = 8
 

@@ -9,22 +9,23 @@ prior N(0, I) or a learned prior p(z_t | x_{t-1}, p_t) (the KL to it, and its gr
 BatchNorm, the one place where they legitimately differ
 --------------------------------------------------------
 The Label_Encoder has a BatchNorm. In train mode it normalises with the statistics of
-the images in the call: B*(T-1) label images in the batched step, B in each step of the
-naive loop. The two losses are therefore different functions in train mode, and neither
-is a bug. The batched statistics are the right ones: they average over B*(T-1) frames
-(30 with the template's batch 2 and clips of 16, instead of 2), so they are a much better
-estimate of the population statistics that eval mode (validation and test rollouts) uses,
-and the running averages they feed are less noisy. (With B = 2, a per-step BatchNorm over
-two nearly identical pose images is close to degenerate.) So:
+the images in the call: B*(T-1) label images in the batched step (train_label_norm="clip"),
+B in each step of the naive loop, one with train_label_norm="frame". The losses are
+therefore different functions in train mode, and neither is a bug. So:
 
 * with the BatchNorm in eval mode (fixed statistics) the two must agree exactly
   (up to float rounding): `test_*_matches_naive_with_batchnorm_in_eval_mode`;
 * in train mode the only difference comes from the BatchNorm: with it replaced by the
   identity the two agree again, `test_train_mode_differs_only_through_batchnorm`, while
-  with it they do differ (that test checks this too, so it cannot pass vacuously).
+  with it they do differ (that test checks this too, so it cannot pass vacuously);
+* at batch size 1 a step of the naive loop normalises one label, so with per-frame
+  statistics the batched step IS the template's, BatchNorm in train mode included:
+  `test_per_frame_statistics_at_batch_1_are_the_templates_step`.
 """
 
 from __future__ import annotations
+
+import functools
 
 import pytest
 import torch
@@ -156,6 +157,41 @@ def test_train_mode_differs_only_through_batchnorm(teacher_forced: bool, prior: 
     ours = loss_and_grads(model, clip_loss, frames, labels, noise, teacher_forced)
     naive = loss_and_grads(model, naive_clip_loss, frames, labels, noise, teacher_forced)
     assert_same(ours, naive)
+
+
+@pytest.mark.parametrize("teacher_forced", [True, False], ids=["teacher_forced", "free_running"])
+def test_per_frame_statistics_at_batch_1_are_the_templates_step(teacher_forced: bool) -> None:
+    frames, labels, noise = make_inputs(seed=5)
+    frames, labels, noise = frames[:1], labels[:1] * torch.linspace(0.1, 1.0, LENGTH).view(1, LENGTH, 1, 1, 1), \
+        noise[:LENGTH - 1]
+    model = make_model()
+    model.train()
+    naive = loss_and_grads(model, naive_clip_loss, frames, labels, noise, teacher_forced)
+    per_frame = loss_and_grads(model, functools.partial(clip_loss, per_frame_labels=True), frames, labels, noise,
+                               teacher_forced)
+    # The bias of the convolution before the BatchNorm has a gradient of exactly 0 (the
+    # normalisation subtracts it again): both hold rounding noise there, at its own scale.
+    for _, _, _, grads in (naive, per_frame):
+        noise_level = grads.pop("label_transformation.1.bias").abs().max()
+        assert noise_level < 1e-3 * grads["label_transformation.1.weight"].abs().max()
+    assert_same(per_frame, naive)
+    # Not vacuous: the clip's statistics (train_label_norm="clip") give another loss.
+    ours = loss_and_grads(model, clip_loss, frames, labels, noise, teacher_forced)
+    assert not torch.allclose(ours[0], naive[0], rtol=1e-3)
+
+
+def test_per_frame_statistics_feed_the_running_ones_their_average() -> None:
+    frames, labels, noise = make_inputs(seed=4)
+    model = make_model()
+    model.train()
+    bn = batchnorms(model)[0]
+    bn.momentum = 1.0  # running stats := this call's statistics
+    clip_loss(model, frames, labels, True, 1.0, noise, per_frame_labels=True)
+    with torch.no_grad():
+        pad, conv = model.label_transformation[0], model.label_transformation[1]
+        pre_bn = conv(pad(labels[:, 1:].flatten(0, 1)))
+    torch.testing.assert_close(bn.running_mean, pre_bn.mean(dim=(0, 2, 3)), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(bn.running_var, pre_bn.var(dim=(2, 3)).mean(dim=0), rtol=1e-4, atol=1e-6)
 
 
 def test_batched_statistics_are_over_all_steps() -> None:
