@@ -155,8 +155,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite a different dataset in --root")
     p.set_defaults(func=cmd_data)
 
-    p = sub.add_parser("data-stats", help="label faintness, performer size, motion and the first-frame baseline of "
-                                          "a dataset, beside the real footage's")
+    p = sub.add_parser("data-stats", help="label faintness and ink, performer size, motion and the first-frame "
+                                          "baseline of a dataset, beside the real footage's")
     p.add_argument("root", help="a dataset root in the Lab 4 layout (synthetic or real)")
     p.set_defaults(func=cmd_data_stats)
 

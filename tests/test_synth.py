@@ -280,6 +280,8 @@ def test_studio_statistics_match_the_real_footage(studio_videos: tuple[np.ndarra
     train, val, labels, train_labels = studio_videos
     stats = footage.measure(train, val, labels, train_labels)
     assert stats.label_on_white
+    # Faintness on the training labels (footage.LABEL_FRAMES of them; the fixture renders 1,000),
+    # each pixel's difference from white averaged over its channels.
     assert 0.015 < stats.label_faint_share < 0.045, stats
     assert stats.label_strong_share < 0.005, stats
     assert 0.12 < stats.label_faint_mean < 0.2, stats
@@ -336,6 +338,8 @@ def test_data_stats_prints_the_statistics_beside_the_real_footage(
     assert cli_main(["data-stats", str(studio_tiny)]) == 0
     out = capsys.readouterr().out
     assert "label pixels > 0.1 from white" in out and "real footage" in out
+    assert "channels averaged" in out and "largest channel" in out and "1.06% (on white)" in out
+    assert "val label ink against train" in out and "-5%" in out
     assert "repeat-first-frame PSNR (val)" in out
     assert "performer's travel (centre, 5-95 %)" in out and "19% of width" in out
     assert "frames side-on or from the back" in out and "background corners minus centre" in out
