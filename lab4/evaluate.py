@@ -80,10 +80,11 @@ PRECISE_BATCH = 512
 
 
 def precise_label_stats(model: VideoCVAE, train_labels: np.ndarray, device: torch.device) -> None:
-    """label_norm="precise": the label encoder's BatchNorm running buffers set to the population
-    statistics of every training label (uint8 (N, 3, H, W)), each label normalised as one
-    population rather than by the moving averages of the last updates. Deterministic: the same
-    weights and labels give the same buffers."""
+    """label_norm="precise": the label encoder's BatchNorm running buffers set to the statistics of
+    every training label (uint8 (N, 3, H, W)) under the current weights, not the moving averages
+    of the last updates: update_bn's average of the statistics of batches of PRECISE_BATCH labels
+    (the population's, up to the spread between batches). Deterministic: the same weights and
+    labels give the same buffers."""
     batches = (to_float_images(train_labels[i:i + PRECISE_BATCH], device)
                for i in range(0, len(train_labels), PRECISE_BATCH))
     with torch.no_grad():
