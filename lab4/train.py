@@ -1,19 +1,17 @@
-"""The training loop, read top to bottom in `_train_locked`.
+"""The training loop: `training_stage` shows the whole run, `train_epoch` one epoch (the names of
+the template's Trainer where it has one; lab4/step.py maps them).
 
-Build the data, model and optimiser (`_build`), or restore them on --resume (`_restore`);
-then per epoch: draw the clips and train on them, teacher forcing and KL weight from the
-schedules, and step the LR (`_train_epoch`); validate on the full val rollout, log and
-checkpoint (`_end_epoch`). Resuming restores every piece of state at an epoch boundary,
-so a resumed run logs the same numbers as one that was never interrupted.
+Resuming restores every piece of state at an epoch boundary, so a resumed run logs the same
+numbers as one that was never interrupted. Under torchrun every rank trains on its share of
+the clips; rank 0 validates and writes.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +30,7 @@ from lab4.model import VideoCVAE
 from lab4.run import EPOCH_COLUMNS, ITER_COLUMNS, VAL_COLUMNS, CsvAppender, RunPaths, write_csv
 from lab4.rundir import absolute, data_record, lock_run_dir, prepare_run_dir
 from lab4.schedules import kl_beta, teacher_forcing_draw, teacher_forcing_ratio, warmup_factor
-from lab4.step import ClipLossModule, train_step
+from lab4.step import ClipLossModule, build_optimizer, build_scheduler, train_step
 
 
 class TrainingDiverged(RuntimeError):
@@ -59,25 +57,6 @@ def build_model(cfg: Config) -> VideoCVAE:
     return model
 
 
-def build_optimizer(cfg: Config, model: torch.nn.Module) -> torch.optim.Optimizer:
-    kind = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-    params = list(model.parameters())
-    # On a GPU one fused kernel updates every tensor: at these sizes the per-tensor launches of
-    # the default update cost more than its arithmetic. Elsewhere the default, so CPU runs keep
-    # their numbers.
-    fused = {"fused": True} if params and all(p.is_cuda for p in params) else {}
-    return kind(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **fused)
-
-
-def build_scheduler(cfg: Config, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
-    """Stepped once per epoch, as the template does."""
-    if cfg.lr_schedule == "multistep":
-        return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=cfg.milestones, gamma=cfg.gamma)
-    if cfg.lr_schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.num_epoch, eta_min=cfg.lr * 0.01)
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
-
-
 def epoch_fraction(cfg: Config, epoch: int) -> float:
     """The share of training clips used in `epoch` (the template's fast_train, then partial)."""
     return cfg.fast_partial if cfg.fast_train and epoch < cfg.fast_train_epoch else cfg.partial
@@ -92,25 +71,16 @@ def batches_in_epoch(cfg: Config, sampler: lab4_data.ClipSampler, epoch: int, wo
     return max(1, clips // cfg.batch_size)
 
 
-def epoch_clips(cfg: Config, sampler: lab4_data.ClipSampler, epoch: int, world: int = 1) -> np.ndarray:
-    """The clips of `epoch` for every rank, in the order their batches take them."""
-    if cfg.max_iters:
-        return sampler.draw(epoch, cfg.seed, batches_in_epoch(cfg, sampler, epoch) * cfg.batch_size * world)
-    return sampler.clips(epoch, cfg.seed, epoch_fraction(cfg, epoch))
-
-
 def describe_budget(cfg: Config, sampler: lab4_data.ClipSampler, updates: int, world: int = 1) -> str:
     """The run's budget of `updates` in one line, as `train` prints it before the first step."""
-    per = f"batch {cfg.batch_size} of {cfg.train_vi_len}-frame clips"
     if cfg.max_iters:
         how = f"{cfg.max_iters} updates (the profile's budget), in {cfg.num_epoch} epochs"
     else:
-        how = f"{cfg.num_epoch} epochs of the data's {sampler.num_clips} clips"
-        if cfg.partial < 1 or cfg.fast_train:
-            how += " (partial / fast_train)"
-        how += f" = {updates} updates"
-    return (f"budget: {how}, {per}: {updates * cfg.batch_size * world * (cfg.train_vi_len - 1):,} predicted "
-            f"frames from {sampler.num_frames:,} training frames")
+        partial = " (partial / fast_train)" if cfg.partial < 1 or cfg.fast_train else ""
+        how = f"{cfg.num_epoch} epochs of the data's {sampler.num_clips} clips{partial} = {updates} updates"
+    return (f"budget: {how}, batch {cfg.batch_size} of {cfg.train_vi_len}-frame clips: "
+            f"{updates * cfg.batch_size * world * (cfg.train_vi_len - 1):,} predicted frames from "
+            f"{sampler.num_frames:,} training frames")
 
 
 def train(cfg: Config, run_dir: Path, resume: bool = False, force: bool = False,
@@ -118,22 +88,14 @@ def train(cfg: Config, run_dir: Path, resume: bool = False, force: bool = False,
     """Train in this process, or as one rank of `torchrun` (see lab4.distributed)."""
     cfg.validate()
     # Stored absolute, so the run resumes (and predicts) from any folder.
-    cfg = dataclasses.replace(cfg, data_root=absolute(cfg.data_root))
+    cfg = replace(cfg, data_root=absolute(cfg.data_root))
     device = resolve_device(cfg)
     ranks = init_from_env(device.type == "cuda")
-    try:
-        return _train(cfg, Path(run_dir), resume, force, progress and ranks.is_main, device, ranks)
-    finally:
-        shutdown(ranks)
-
-
-def _train(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool, device: torch.device,
-           ranks: Ranks) -> TrainResult:
+    run_dir = Path(run_dir)
     lock: FolderLock | None = None
     try:
-        # Every check that can fail runs before the first step, on every rank. Rank 0 holds the
-        # folder from its first check to its last write; a folder that does not exist yet is
-        # created (and locked) only once the checks have passed.
+        # Every check that can fail runs before the first step, on every rank. Rank 0 holds the folder from its
+        # first check to its last write; a folder that does not exist yet is created (and locked) once they pass.
         if ranks.is_main and run_dir.is_dir():
             lock = lock_run_dir(run_dir)
         paths = prepare_run_dir(run_dir, cfg, resume, force, write=False)
@@ -145,15 +107,38 @@ def _train(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool
                 lock = lock_run_dir(run_dir)
             prepare_run_dir(run_dir, cfg, resume, force)
         ranks.barrier()
-        return _train_locked(cfg, paths, resume, progress, device, ranks)
+        return training_stage(cfg, paths, resume, progress and ranks.is_main, device, ranks)
     finally:
         if lock is not None:
             lock.release()
+        shutdown(ranks)
+
+
+def training_stage(cfg: Config, paths: RunPaths, resume: bool, progress: bool, device: torch.device,
+                   ranks: Ranks) -> TrainResult:
+    """The whole run: build (or restore) it, then per epoch train, step the LR, validate, log, checkpoint."""
+    run = build(cfg, paths, progress, device, ranks)
+    state = restore(cfg, run) if resume else Progress()
+    open_logs(run, state)
+    try:
+        for epoch in range(state.epoch, cfg.num_epoch):
+            batches = epoch_batches(cfg, run, epoch)
+            trained = train_epoch(cfg, run, state, epoch, batches)
+            lr = step_lr(run)
+            validation = validate_epoch(cfg, run, epoch)
+            row = log_epoch(cfg, run, state, epoch, trained, lr, validation)
+            save_checkpoints(cfg, run, state, row, validation)
+            if progress:
+                print(format_epoch(row), flush=True)
+    finally:
+        if run.iter_log is not None:
+            run.iter_log.close()
+    return finish(cfg, run, state)
 
 
 @dataclass
-class Trainer:
-    """What a run trains with, built by `_build` in one order, so that a seed gives the same weights."""
+class Run:
+    """What a run trains with, built by `build` in one order, so that a seed gives the same weights."""
     model: VideoCVAE
     step_module: torch.nn.Module          # a ClipLossModule, wrapped in DistributedDataParallel on several ranks
     optimizer: torch.optim.Optimizer
@@ -166,6 +151,11 @@ class Trainer:
     val_frames: torch.Tensor
     val_labels: torch.Tensor
     total_iters: int                      # updates over the whole run, for the KL schedule per iteration
+    ranks: Ranks
+    paths: RunPaths
+    data: dict[str, Any]                  # what the checkpoint records of the data (lab4.rundir.data_record)
+    progress: bool                        # a progress bar and a line per epoch
+    iter_log: CsvAppender | None = None   # iter_log.csv, open for appending on rank 0
 
 
 @dataclass
@@ -180,65 +170,35 @@ class Progress:
 
 @dataclass
 class EpochTraining:
-    """What one epoch's updates leave for its log row."""
-    started: float                        # time.perf_counter() at the epoch's start
-    seconds: float                        # the updates' time, without the validation
-    tfr: float
-    n_batches: int
-    sums: torch.Tensor                    # loss, mse, kl summed over the batches, on the device
-    betas: list[float]
-    forced_count: int
-    lr: float                             # the LR the epoch trained at
+    """One epoch's updates, for its log rows."""
+    tfr: float                            # the teacher-forcing ratio in force
+    values: list[torch.Tensor] = field(default_factory=list)  # loss, mse, kl of each update, left on the device
+    betas: list[float] = field(default_factory=list)
+    forced: list[bool] = field(default_factory=list)
+    logged: int = 0                       # the updates iter_log.csv holds
+    started: float = field(default_factory=time.perf_counter)
+    seconds: float = 0.0                  # the updates' time, without the validation
+
+    def mean(self, ranks: Ranks, since: int = 0) -> list[float]:
+        """loss, mse, kl per update from update `since` on, over every rank."""
+        window = self.values[since:]
+        return (ranks.mean(sum(window, torch.zeros(3, device=window[0].device))) / len(window)).tolist()
 
 
-def _train_locked(cfg: Config, paths: RunPaths, resume: bool, progress: bool, device: torch.device,
-                  ranks: Ranks) -> TrainResult:
-    root = Path(cfg.data_root)
-    run = _build(cfg, root, progress, device, ranks)
-    state = _restore(cfg, paths, run, ranks, progress) if resume else Progress()
-    data = data_record(root)
-    iter_log = CsvAppender(paths.iter_log, ITER_COLUMNS, state.history["iters"]) if ranks.is_main else None
-    if ranks.is_main:
-        write_csv(paths.epoch_log, EPOCH_COLUMNS, state.history["epochs"])
-        write_csv(paths.val_log, VAL_COLUMNS, state.history["val"])
-    try:
-        for epoch in range(state.epoch, cfg.num_epoch):
-            trained = _train_epoch(cfg, run, state, epoch, paths, ranks, iter_log, progress)
-            means = (ranks.mean(trained.sums) / trained.n_batches).tolist()
-            rng_ranks = ranks.gather(rng_state())
-            if ranks.is_main:  # rank 0 validates and writes
-                _end_epoch(cfg, run, state, epoch, trained, means, rng_ranks, paths, data, progress)
-            ranks.barrier()
-    finally:
-        if iter_log is not None:
-            iter_log.close()
-
-    in_sync = parameters_in_sync(run.model, ranks)
-    if ranks.is_main:
-        atomic_write_text(paths.done, json.dumps({"epochs": cfg.num_epoch, "best_val_psnr": state.best_psnr,
-                                                  "best_epoch": state.best_epoch,
-                                                  "data_style": lab4_data.dataset_style(root),
-                                                  "ranks": ranks.world, "ranks_in_sync": in_sync,
-                                                  "final": state.history["epochs"][-1]}, indent=2) + "\n")
-    if not in_sync:
-        raise RuntimeError("the ranks of this distributed run ended with different weights")
-    return TrainResult(run_dir=paths.root, epochs=state.history["epochs"], best_psnr=state.best_psnr)
-
-
-def _build(cfg: Config, root: Path, progress: bool, device: torch.device, ranks: Ranks) -> Trainer:
+def build(cfg: Config, paths: RunPaths, progress: bool, device: torch.device, ranks: Ranks) -> Run:
     """The data, then the model, its optimiser and schedules, from the run's seed."""
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     if device.type == "cuda" and ranks.active:
         device = torch.device("cuda", ranks.local_rank)
     amp_dtype = autocast_dtype(cfg, device)
+    root = Path(cfg.data_root)
     train_split = lab4_data.load_split(root, "train", progress=progress)
     val_split = lab4_data.load_split(root, "val", progress=progress)
     sampler = lab4_data.ClipSampler(len(train_split), cfg.train_vi_len, cfg.clip_mode, cfg.shuffle)
     val_len = min(cfg.val_vi_len, len(val_split))
     val_frames = to_float_images(val_split.frames[:val_len], device)
     val_labels = to_float_images(val_split.labels[:val_len], device)
-
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     model = build_model(cfg).to(device)
@@ -256,13 +216,13 @@ def _build(cfg: Config, root: Path, progress: bool, device: torch.device, ranks:
     if progress:
         print(describe_budget(cfg, sampler, total_iters, ranks.world), flush=True)
         print(f"validation: label_norm={cfg.label_norm}: {LABEL_NORM_MEANING[cfg.label_norm]}", flush=True)
-    return Trainer(model, step_module, optimizer, scheduler, scaler, device, amp_dtype, train_split, sampler,
-                   val_frames, val_labels, total_iters)
+    return Run(model, step_module, optimizer, scheduler, scaler, device, amp_dtype, train_split, sampler,
+               val_frames, val_labels, total_iters, ranks, paths, data_record(root), progress)
 
 
-def _restore(cfg: Config, paths: RunPaths, run: Trainer, ranks: Ranks, progress: bool) -> Progress:
+def restore(cfg: Config, run: Run) -> Progress:
     """--resume: every piece of state as last.pt saved it at the end of its epoch."""
-    state = load_checkpoint(paths.last, map_location=run.device)
+    state = load_checkpoint(run.paths.last, map_location=run.device)
     run.model.load_state_dict(state["model"])
     kernels = [{key: group.get(key) for key in ("fused", "foreach")} for group in run.optimizer.param_groups]
     run.optimizer.load_state_dict(state["optimizer"])
@@ -271,11 +231,62 @@ def _restore(cfg: Config, paths: RunPaths, run: Trainer, ranks: Ranks, progress:
     run.scheduler.load_state_dict(state["scheduler"])
     run.scaler.load_state_dict(state["scaler"])
     per_rank = state.get("rng_ranks", [state["rng"]])
-    set_rng_state(per_rank[ranks.rank] if len(per_rank) == ranks.world else state["rng"])
-    if progress:
-        print(f"resuming {paths.root} after epoch {state['epoch']} of {cfg.num_epoch}")
+    set_rng_state(per_rank[run.ranks.rank] if len(per_rank) == run.ranks.world else state["rng"])
+    if run.progress:
+        print(f"resuming {run.paths.root} after epoch {state['epoch']} of {cfg.num_epoch}")
     return Progress(epoch=state["epoch"], global_step=state["global_step"], best_psnr=state["best_psnr"],
                     best_epoch=best_epoch_of(state), history=state["history"])
+
+
+def open_logs(run: Run, state: Progress) -> None:
+    """Rank 0 writes the logs as the history has them and keeps iter_log.csv open for appending."""
+    if run.ranks.is_main:
+        run.iter_log = CsvAppender(run.paths.iter_log, ITER_COLUMNS, state.history["iters"])
+        write_csv(run.paths.epoch_log, EPOCH_COLUMNS, state.history["epochs"])
+        write_csv(run.paths.val_log, VAL_COLUMNS, state.history["val"])
+
+
+def epoch_batches(cfg: Config, run: Run, epoch: int) -> list[np.ndarray]:
+    """This rank's share of the epoch's clips (drawn for every rank alike), cut into its batches."""
+    n_batches = batches_in_epoch(cfg, run.sampler, epoch, run.ranks.world)
+    if cfg.max_iters:
+        clips = run.sampler.draw(epoch, cfg.seed, n_batches * cfg.batch_size * run.ranks.world)
+    else:
+        clips = run.sampler.clips(epoch, cfg.seed, epoch_fraction(cfg, epoch))
+    clips = run.ranks.shard(clips)
+    return [clips[i * cfg.batch_size:(i + 1) * cfg.batch_size] for i in range(n_batches)]
+
+
+def train_epoch(cfg: Config, run: Run, state: Progress, epoch: int, batches: list[np.ndarray]) -> EpochTraining:
+    """An update per batch, teacher forcing and KL weight from the schedules; iter_log.csv every log_every."""
+    run.model.train()
+    tfr = teacher_forcing_ratio(epoch, cfg.tfr, cfg.tfr_sde, cfg.tfr_d_step)
+    trained = EpochTraining(tfr)
+    bar = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.num_epoch}", disable=not run.progress, leave=False,
+               mininterval=2.0, dynamic_ncols=True)
+    for batch_idx, clips in enumerate(bar):
+        warm_up_lr(cfg, run, state.global_step)
+        frames, labels = (to_float_images(x, run.device) for x in lab4_data.gather_frames(run.train_split, clips))
+        beta = kl_weight(cfg, epoch, state.global_step, run.total_iters)
+        # Decided once per epoch, as the template does, or once per batch (tf_granularity="batch").
+        forced = teacher_forcing_draw(tfr, cfg.seed, epoch, batch_idx + 1 if cfg.tf_granularity == "batch" else 0)
+        trained.values.append(train_step(run.step_module, run.optimizer, run.scaler, frames, labels, forced, beta,
+                                         run.device, run.amp_dtype, cfg.grad_clip))
+        trained.betas.append(beta)
+        trained.forced.append(forced)
+        state.global_step += 1
+        if (batch_idx + 1) % cfg.log_every == 0 or batch_idx == len(batches) - 1:
+            log_updates(run, state, epoch, trained, bar)
+    trained.seconds = time.perf_counter() - trained.started
+    return trained
+
+
+def warm_up_lr(cfg: Config, run: Run, step: int) -> None:
+    """In the first warmup_iters updates, the epoch's scheduled LR times the warm-up ramp: a pure
+    function of the update, so a resumed run warms up exactly as an uninterrupted one."""
+    if step < cfg.warmup_iters:
+        for group, scheduled in zip(run.optimizer.param_groups, run.scheduler.get_last_lr()):
+            group["lr"] = scheduled * warmup_factor(step, cfg.warmup_iters)
 
 
 def kl_weight(cfg: Config, epoch: int, step: int, total_iters: int) -> float:
@@ -284,111 +295,97 @@ def kl_weight(cfg: Config, epoch: int, step: int, total_iters: int) -> float:
     return kl_beta(cfg.kl_anneal_type, at, total, cfg.kl_anneal_cycle, cfg.kl_anneal_ratio, cfg.kl_beta_max)
 
 
-def _train_epoch(cfg: Config, run: Trainer, state: Progress, epoch: int, paths: RunPaths, ranks: Ranks,
-                 iter_log: CsvAppender | None, progress: bool) -> EpochTraining:
-    """The updates of one epoch (teacher forcing and KL weight from the schedules), a row of the
-    iteration log every log_every of them, then the LR schedule's step."""
-    started = time.perf_counter()
-    run.model.train()
-    tfr = teacher_forcing_ratio(epoch, cfg.tfr, cfg.tfr_sde, cfg.tfr_d_step)
-    epoch_forced = teacher_forcing_draw(tfr, cfg.seed, epoch)
-    clips = ranks.shard(epoch_clips(cfg, run.sampler, epoch, ranks.world))
-    n_batches = batches_in_epoch(cfg, run.sampler, epoch, ranks.world)
-    sums = torch.zeros(3, device=run.device)  # loss, mse, kl: summed on the device, read rarely
-    logged = torch.zeros(3, device=run.device)
-    betas, forced_count, since_log = [], 0, 0
-    bar = tqdm(range(n_batches), desc=f"epoch {epoch + 1}/{cfg.num_epoch}", disable=not progress,
-               leave=False, mininterval=2.0, dynamic_ncols=True)
-    scheduled_lrs = run.scheduler.get_last_lr()
-    for batch_idx in bar:
-        if state.global_step < cfg.warmup_iters:
-            # A pure function of the iteration, on top of the epoch's scheduled LR,
-            # so a resumed run warms up exactly as an uninterrupted one.
-            for group, scheduled in zip(run.optimizer.param_groups, scheduled_lrs):
-                group["lr"] = scheduled * warmup_factor(state.global_step, cfg.warmup_iters)
-        picked = clips[batch_idx * cfg.batch_size:(batch_idx + 1) * cfg.batch_size]
-        frames_u8, labels_u8 = lab4_data.gather_frames(run.train_split, picked)
-        frames = to_float_images(frames_u8, run.device)
-        labels = to_float_images(labels_u8, run.device)
-        beta = kl_weight(cfg, epoch, state.global_step, run.total_iters)
-        forced = (epoch_forced if cfg.tf_granularity == "epoch"
-                  else teacher_forcing_draw(tfr, cfg.seed, epoch, batch_idx + 1))
-        values = train_step(run.step_module, run.optimizer, run.scaler, frames, labels, forced, beta, run.device,
-                            run.amp_dtype, cfg.grad_clip)
-        sums += values
-        logged += values
-        betas.append(beta)
-        forced_count += forced
-        state.global_step += 1
-        since_log += 1
-        if since_log == cfg.log_every or batch_idx == n_batches - 1:
-            # Averaged over ranks, so every rank sees a NaN and stops together.
-            loss_v, mse_v, kl_v = (ranks.mean(logged) / since_log).tolist()
-            if not all(map(math.isfinite, (loss_v, mse_v, kl_v))):
-                kept = (f"{paths.last} holds the last good state (epoch {epoch})" if epoch
-                        else "no checkpoint was saved (it diverged in the first epoch)")
-                raise TrainingDiverged(
-                    f"loss became {loss_v} (mse {mse_v}, kl {kl_v}) at epoch {epoch + 1}, "
-                    f"iteration {state.global_step}; the run stopped and {kept}. "
-                    "Try a lower lr, grad_clip, or precision=fp32.")
-            row = {"epoch": epoch + 1, "iteration": state.global_step, "loss": loss_v, "mse": mse_v,
-                   "kl": kl_v, "beta": beta, "teacher_forced": int(forced)}
-            state.history["iters"].append(row)
-            if iter_log is not None:
-                iter_log.append(row)
-            bar.set_postfix(loss=f"{loss_v:.4g}", mse=f"{mse_v:.4g}", beta=f"{beta:.2f}", tf=int(forced))
-            logged.zero_()
-            since_log = 0
-    for group, scheduled in zip(run.optimizer.param_groups, scheduled_lrs):
-        group["lr"] = scheduled  # the schedulers compute the next LR from the last one
+def log_updates(run: Run, state: Progress, epoch: int, trained: EpochTraining, bar: tqdm) -> None:
+    """A row of iter_log.csv: the updates since the last row, averaged over every rank (all stop at a NaN)."""
+    loss, mse, kl = trained.mean(run.ranks, since=trained.logged)
+    trained.logged = len(trained.values)
+    if not all(map(math.isfinite, (loss, mse, kl))):
+        kept = (f"{run.paths.last} holds the last good state (epoch {epoch})" if epoch
+                else "no checkpoint was saved (it diverged in the first epoch)")
+        raise TrainingDiverged(f"loss became {loss} (mse {mse}, kl {kl}) at epoch {epoch + 1}, iteration "
+                               f"{state.global_step}; the run stopped and {kept}. "
+                               "Try a lower lr, grad_clip, or precision=fp32.")
+    row = {"epoch": epoch + 1, "iteration": state.global_step, "loss": loss, "mse": mse, "kl": kl,
+           "beta": trained.betas[-1], "teacher_forced": int(trained.forced[-1])}
+    state.history["iters"].append(row)
+    if run.iter_log is not None:
+        run.iter_log.append(row)
+    bar.set_postfix(loss=f"{loss:.4g}", mse=f"{mse:.4g}", beta=f"{row['beta']:.2f}", tf=row["teacher_forced"])
+
+
+def step_lr(run: Run) -> float:
+    """The LR schedule's step, once per epoch as the template's; returns the LR the epoch trained at."""
+    for group, scheduled in zip(run.optimizer.param_groups, run.scheduler.get_last_lr()):
+        group["lr"] = scheduled  # without the warm-up: the schedulers compute the next LR from the last one
     lr = run.optimizer.param_groups[0]["lr"]
     run.scheduler.step()
-    return EpochTraining(started=started, seconds=time.perf_counter() - started, tfr=tfr, n_batches=n_batches,
-                         sums=sums, betas=betas, forced_count=forced_count, lr=lr)
+    return lr
 
 
-def _end_epoch(cfg: Config, run: Trainer, state: Progress, epoch: int, trained: EpochTraining,
-               means: list[float], rng_ranks: list[Any], paths: RunPaths, data: dict[str, Any],
-               progress: bool) -> None:
-    """Rank 0 after an epoch's updates: validate on the val rollout (every val_every epochs and at
-    the last), log the epoch, and commit it (checkpoints/last.pt and what derives from it)."""
-    validation: Validation | None = None
+def validate_epoch(cfg: Config, run: Run, epoch: int) -> Validation | None:
+    """Rank 0, every val_every epochs and at the last: the full rollout of the val video, scored."""
+    if not run.ranks.is_main:
+        return None
     if cfg.label_norm == "precise":  # before the validation and the checkpoint, which keeps them
         precise_label_stats(run.model, run.train_split.labels, run.device)
-    if (epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.num_epoch:
-        validation = validate(run.model, run.val_frames, run.val_labels, cfg.val_z, seed=cfg.seed + 1000 * epoch,
-                              dtype=run.amp_dtype, label_norm=cfg.label_norm)
-        state.history["val"].extend(validation.frame_rows(epoch + 1))
-    loss_m, mse_m, kl_m = means
+    if (epoch + 1) % cfg.val_every and epoch + 1 != cfg.num_epoch:
+        return None
+    return validate(run.model, run.val_frames, run.val_labels, cfg.val_z, seed=cfg.seed + 1000 * epoch,
+                    dtype=run.amp_dtype, label_norm=cfg.label_norm)
+
+
+def log_epoch(cfg: Config, run: Run, state: Progress, epoch: int, trained: EpochTraining, lr: float,
+              validation: Validation | None) -> dict[str, Any]:
+    """The epoch's row of train_log.csv, its validation's rows and the best so far, into the history."""
+    loss, mse, kl = trained.mean(run.ranks)
     row = {
-        "epoch": epoch + 1, "lr": trained.lr, "tfr": trained.tfr,
-        "teacher_forced": trained.forced_count / trained.n_batches,
-        "beta": float(np.mean(trained.betas)), "train_loss": loss_m, "train_mse": mse_m, "train_kl": kl_m,
+        "epoch": epoch + 1, "lr": lr, "tfr": trained.tfr, "teacher_forced": sum(trained.forced) / len(trained.forced),
+        "beta": float(np.mean(trained.betas)), "train_loss": loss, "train_mse": mse, "train_kl": kl,
         **epoch_columns(validation), "seconds": time.perf_counter() - trained.started,
-        "train_frames_per_s": trained.n_batches * cfg.batch_size * (cfg.train_vi_len - 1) / trained.seconds,
+        "train_frames_per_s": len(trained.betas) * cfg.batch_size * (cfg.train_vi_len - 1) / trained.seconds,
     }
     state.history["epochs"].append(row)
-    if validation is not None and validation.mean_psnr > state.best_psnr:
-        state.best_psnr, state.best_epoch = validation.mean_psnr, epoch + 1
-    state.epoch = epoch + 1
-
-    checkpoint = {
-        "model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
-        "scheduler": run.scheduler.state_dict(), "scaler": run.scaler.state_dict(),
-        "epoch": epoch + 1, "global_step": state.global_step, "best_psnr": state.best_psnr,
-        "best_epoch": state.best_epoch, "tfr": trained.tfr, "beta": row["beta"], "rng": rng_ranks[0],
-        "rng_ranks": rng_ranks, "config": cfg.to_dict(), "history": state.history, "data": data,
-    }
-    # The commit (the rule is in lab4.run): what last.pt cannot restore goes first, then
-    # last.pt, then what is derived from it, which --resume restores if a kill cuts in.
     if validation is not None:
-        validation.save(paths.val_rollout, run.val_frames, run.val_labels, epoch + 1)
-    save_checkpoint(paths.last, checkpoint)
-    write_csv(paths.epoch_log, EPOCH_COLUMNS, state.history["epochs"])
-    write_csv(paths.val_log, VAL_COLUMNS, state.history["val"])
-    publish(paths, checkpoint, cfg.per_save)
-    if progress:
-        print(format_epoch(row), flush=True)
+        state.history["val"].extend(validation.frame_rows(epoch + 1))
+        if validation.mean_psnr > state.best_psnr:
+            state.best_psnr, state.best_epoch = validation.mean_psnr, epoch + 1
+    state.epoch = epoch + 1
+    return row
+
+
+def save_checkpoints(cfg: Config, run: Run, state: Progress, row: dict[str, Any],
+                     validation: Validation | None) -> None:
+    """Commit the epoch (the rule is in lab4.run): rank 0 writes what last.pt cannot restore, then last.pt
+    with every rank's RNG, then what derives from it (logs, best.pt, epoch_NNN.pt), which --resume redoes."""
+    rng_ranks = run.ranks.gather(rng_state())
+    if run.ranks.is_main:
+        checkpoint = {
+            "model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
+            "scheduler": run.scheduler.state_dict(), "scaler": run.scaler.state_dict(),
+            "epoch": state.epoch, "global_step": state.global_step, "best_psnr": state.best_psnr,
+            "best_epoch": state.best_epoch, "tfr": row["tfr"], "beta": row["beta"], "rng": rng_ranks[0],
+            "rng_ranks": rng_ranks, "config": cfg.to_dict(), "history": state.history, "data": run.data,
+        }
+        if validation is not None:
+            validation.save(run.paths.val_rollout, run.val_frames, run.val_labels, state.epoch)
+        save_checkpoint(run.paths.last, checkpoint)
+        write_csv(run.paths.epoch_log, EPOCH_COLUMNS, state.history["epochs"])
+        write_csv(run.paths.val_log, VAL_COLUMNS, state.history["val"])
+        publish(run.paths, checkpoint, cfg.per_save)
+    run.ranks.barrier()
+
+
+def finish(cfg: Config, run: Run, state: Progress) -> TrainResult:
+    """done.json, once the ranks have checked that they end with the same weights."""
+    in_sync = parameters_in_sync(run.model, run.ranks)
+    if run.ranks.is_main:
+        atomic_write_text(run.paths.done, json.dumps({
+            "epochs": cfg.num_epoch, "best_val_psnr": state.best_psnr, "best_epoch": state.best_epoch,
+            "data_style": lab4_data.dataset_style(Path(cfg.data_root)), "ranks": run.ranks.world,
+            "ranks_in_sync": in_sync, "final": state.history["epochs"][-1]}, indent=2) + "\n")
+    if not in_sync:
+        raise RuntimeError("the ranks of this distributed run ended with different weights")
+    return TrainResult(run_dir=run.paths.root, epochs=state.history["epochs"], best_psnr=state.best_psnr)
 
 
 def format_epoch(row: dict[str, Any]) -> str:

@@ -1,7 +1,7 @@
-"""The project's batched clip loss equals the naive per-step loop: same loss, same gradients.
+"""The whole-clip loss equals the template's per-step loop: same loss, same gradients.
 
 `lab4.step.clip_loss` encodes every frame and label of a clip in one call over
-(batch x time); the naive reference (`lab4.bench.naive_clip_loss`, the template's loop)
+(batch x time); `lab4.step.training_one_step` (the template's loop, the definition)
 calls every module once per time step on the batch. With the reparameterisation noise
 fixed, in fp32, the two must agree, teacher-forced or not, with the template's fixed
 prior N(0, I) or a learned prior p(z_t | x_{t-1}, p_t) (the KL to it, and its gradients).
@@ -10,15 +10,15 @@ BatchNorm, the one place where they legitimately differ
 --------------------------------------------------------
 The Label_Encoder has a BatchNorm. In train mode it normalises with the statistics of
 the images in the call: B*(T-1) label images in the batched step (train_label_norm="clip"),
-B in each step of the naive loop, one with train_label_norm="frame". The losses are
+B in each step of the loop, one with train_label_norm="frame". The losses are
 therefore different functions in train mode, and neither is a bug. So:
 
 * with the BatchNorm in eval mode (fixed statistics) the two must agree exactly
-  (up to float rounding): `test_*_matches_naive_with_batchnorm_in_eval_mode`;
+  (up to float rounding): `test_*_matches_the_loop_with_batchnorm_in_eval_mode`;
 * in train mode the only difference comes from the BatchNorm: with it replaced by the
   identity the two agree again, `test_train_mode_differs_only_through_batchnorm`, while
   with it they do differ (that test checks this too, so it cannot pass vacuously);
-* at batch size 1 a step of the naive loop normalises one label, so with per-frame
+* at batch size 1 a step of the loop normalises one label, so with per-frame
   statistics the batched step IS the template's, BatchNorm in train mode included:
   `test_per_frame_statistics_at_batch_1_are_the_templates_step`.
 """
@@ -30,9 +30,8 @@ import functools
 import pytest
 import torch
 
-from lab4.bench import naive_clip_loss
 from lab4.model import VideoCVAE
-from lab4.step import clip_loss
+from lab4.step import clip_loss, training_one_step
 
 SIZES = dict(F_dim=16, L_dim=8, N_dim=4, D_out_dim=16)
 BATCH, LENGTH, H, W = 2, 5, 32, 64
@@ -98,37 +97,37 @@ def assert_same(a, b, grad_atol: float = 2e-4) -> None:
 @pytest.mark.parametrize("teacher_forced", [True, False], ids=["teacher_forced", "free_running"])
 @pytest.mark.parametrize("output", ["clamp", "sigmoid"])
 @pytest.mark.parametrize("prior", ["fixed", "learned"])
-def test_clip_loss_matches_naive_with_batchnorm_in_eval_mode(teacher_forced: bool, output: str, prior: str) -> None:
+def test_clip_loss_matches_the_loop_with_batchnorm_in_eval_mode(teacher_forced: bool, output: str, prior: str) -> None:
     frames, labels, noise = make_inputs()
     model = make_model(output, prior=prior)
     set_batchnorm_eval(model)
     ours = loss_and_grads(model, clip_loss, frames, labels, noise, teacher_forced)
-    naive = loss_and_grads(model, naive_clip_loss, frames, labels, noise, teacher_forced)
-    assert_same(ours, naive)
+    loop = loss_and_grads(model, training_one_step, frames, labels, noise, teacher_forced)
+    assert_same(ours, loop)
     assert all(g.abs().sum() > 0 for g in ours[3].values()), "every parameter should get a gradient"
 
 
 @pytest.mark.parametrize("teacher_forced", [True, False], ids=["teacher_forced", "free_running"])
 @pytest.mark.parametrize("prior", ["fixed", "learned"])
-def test_project_layout_matches_naive(teacher_forced: bool, prior: str) -> None:
-    """The project's channels_last model against the plain NCHW naive model, same weights."""
+def test_project_layout_matches_the_loop(teacher_forced: bool, prior: str) -> None:
+    """The project's channels_last model in the whole-clip loss against a plain NCHW model in the loop."""
     frames, labels, noise = make_inputs(seed=2)
-    naive_model = make_model(prior=prior)
+    plain_model = make_model(prior=prior)
     ours_model = make_model(channels_last=True, prior=prior)
-    ours_model.load_state_dict(naive_model.state_dict())
-    set_batchnorm_eval(naive_model)
+    ours_model.load_state_dict(plain_model.state_dict())
+    set_batchnorm_eval(plain_model)
     ours_model.train()
-    for bn_ours, bn_naive in zip(batchnorms(ours_model), batchnorms(naive_model)):
-        bn_ours.load_state_dict(bn_naive.state_dict())
+    for bn_ours, bn_plain in zip(batchnorms(ours_model), batchnorms(plain_model)):
+        bn_ours.load_state_dict(bn_plain.state_dict())
         bn_ours.eval()
     ours = loss_and_grads(ours_model, clip_loss, frames, labels, noise, teacher_forced)
-    naive = loss_and_grads(naive_model, naive_clip_loss, frames, labels, noise, teacher_forced)
+    loop = loss_and_grads(plain_model, training_one_step, frames, labels, noise, teacher_forced)
     # The two layouts run different convolution kernels (oneDNN's NHWC and the NCHW ones),
     # which round differently. Free running feeds each step's rounded prediction into the
     # next, so the differences compound over the clip: on an AMD EPYC they reached 5e-4 of
     # a gradient's scale (under 2e-4 on the Xeon this test was first written on). A layout bug would
     # show as differences of the order of the gradients themselves.
-    assert_same(ours, naive, grad_atol=2e-4 if teacher_forced else 2e-3)
+    assert_same(ours, loop, grad_atol=2e-4 if teacher_forced else 2e-3)
 
 
 @pytest.mark.parametrize("teacher_forced", [True, False], ids=["teacher_forced", "free_running"])
@@ -144,10 +143,10 @@ def test_train_mode_differs_only_through_batchnorm(teacher_forced: bool, prior: 
     model = make_model(prior=prior)
     model.train()
     ours = loss_and_grads(model, clip_loss, frames, labels, noise, teacher_forced)
-    naive = loss_and_grads(model, naive_clip_loss, frames, labels, noise, teacher_forced)
-    assert not torch.allclose(ours[0], naive[0], rtol=1e-3), "train-mode BatchNorm should make them differ"
+    loop = loss_and_grads(model, training_one_step, frames, labels, noise, teacher_forced)
+    assert not torch.allclose(ours[0], loop[0], rtol=1e-3), "train-mode BatchNorm should make them differ"
     grad = "label_transformation.1.weight"
-    assert not torch.allclose(ours[3][grad], naive[3][grad], rtol=1e-2, atol=0)
+    assert not torch.allclose(ours[3][grad], loop[3][grad], rtol=1e-2, atol=0)
 
     # ... and that is the only difference: without it they agree.
     model = make_model(prior=prior)
@@ -155,8 +154,8 @@ def test_train_mode_differs_only_through_batchnorm(teacher_forced: bool, prior: 
     assert not batchnorms(model)
     model.train()
     ours = loss_and_grads(model, clip_loss, frames, labels, noise, teacher_forced)
-    naive = loss_and_grads(model, naive_clip_loss, frames, labels, noise, teacher_forced)
-    assert_same(ours, naive)
+    loop = loss_and_grads(model, training_one_step, frames, labels, noise, teacher_forced)
+    assert_same(ours, loop)
 
 
 @pytest.mark.parametrize("teacher_forced", [True, False], ids=["teacher_forced", "free_running"])
@@ -166,18 +165,18 @@ def test_per_frame_statistics_at_batch_1_are_the_templates_step(teacher_forced: 
         noise[:LENGTH - 1]
     model = make_model()
     model.train()
-    naive = loss_and_grads(model, naive_clip_loss, frames, labels, noise, teacher_forced)
+    loop = loss_and_grads(model, training_one_step, frames, labels, noise, teacher_forced)
     per_frame = loss_and_grads(model, functools.partial(clip_loss, per_frame_labels=True), frames, labels, noise,
                                teacher_forced)
     # The bias of the convolution before the BatchNorm has a gradient of exactly 0 (the
     # normalisation subtracts it again): both hold rounding noise there, at its own scale.
-    for _, _, _, grads in (naive, per_frame):
+    for _, _, _, grads in (loop, per_frame):
         noise_level = grads.pop("label_transformation.1.bias").abs().max()
         assert noise_level < 1e-3 * grads["label_transformation.1.weight"].abs().max()
-    assert_same(per_frame, naive)
+    assert_same(per_frame, loop)
     # Not vacuous: the clip's statistics (train_label_norm="clip") give another loss.
     ours = loss_and_grads(model, clip_loss, frames, labels, noise, teacher_forced)
-    assert not torch.allclose(ours[0], naive[0], rtol=1e-3)
+    assert not torch.allclose(ours[0], loop[0], rtol=1e-3)
 
 
 def test_per_frame_statistics_feed_the_running_ones_their_average() -> None:

@@ -143,12 +143,13 @@ def test_the_quoted_code_is_the_current_source(drafted):
 
     report_dir, _, _ = drafted
     code = query(report_dir / "results.typ", RESULTS_LABEL, report_dir.parent)["code"]
-    assert set(code) == {name for _, name in QUOTED} >= {"reparameterize", "kl_to_standard_normal", "kl_beta",
-                                                          "teacher_forcing_ratio"}
+    assert set(code) == {name for _, name in QUOTED} >= {"training_one_step", "reparameterize",
+                                                          "kl_to_standard_normal", "kl_beta", "teacher_forcing_ratio"}
     for module, name in QUOTED:
         source = inspect.getsource(getattr(importlib.import_module(module), name))
         assert code[name] == textwrap.dedent(source).rstrip("\n"), name
     assert "z = mu + eps * sigma" in code["reparameterize"] or "exp(0.5 * logvar)" in code["reparameterize"]
+    assert "for i in range(1, length):" in code["training_one_step"]  # the template's loop over time, quoted
 
 
 def test_a_second_report_keeps_the_users_text_and_refreshes_the_results(drafted, smoke_sweep):

@@ -2,8 +2,8 @@
 
 One process, one set of inputs. The NAIVE REFERENCE (lab4.bench.naive) is written plainly,
 the way the assignment's template (and most solutions of it) would: a Python loop over the time
-steps in which every module runs once per step on the batch, fp32, NCHW, one backward per
-clip; its rollout is a per-step loop over one sequence at a time that copies every frame
+steps in which every module runs once per step on the batch (lab4.step.training_one_step), fp32,
+NCHW, one backward per clip; its rollout is a per-step loop over one sequence at a time that copies every frame
 to the host as it goes. OURS is the project's code: `lab4.step.clip_loss` under the
 precision's autocast on a model built by `lab4.train.build_model` (channels_last per the
 config), and `lab4.rollout.rollout` with all sequences in one batch.

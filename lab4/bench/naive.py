@@ -1,59 +1,26 @@
 """The naive reference, written as the assignment's template (and most solutions of it) would.
 
-A Python loop over the time steps in which every module runs once per step on the batch,
-fp32, NCHW, one backward per clip; its rollout is a per-step loop over one sequence at a
-time that copies every frame to the host as it goes. Kept apart from the project's code:
-`tests/test_equivalence.py` and `tests/test_bench.py` use it as their oracle, and
-`lab4 bench` times it against the project's step and rollouts.
+Its training step is the template's loop, `lab4.step.training_one_step`: a Python loop over the
+time steps in which every module runs once per step on the batch, fp32, NCHW, one backward per
+clip. Its rollout is a per-step loop over one sequence at a time that copies every frame to the
+host as it goes. `tests/test_bench.py` uses them as its oracle, and `lab4 bench` times them
+against the project's step and rollouts.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from lab4.model import VideoCVAE
+from lab4.step import training_one_step
 
 
 def naive_clip_loss(model: VideoCVAE, frames: torch.Tensor, labels: torch.Tensor, teacher_forced: bool,
                     kl_weight: float, noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor,
                                                                                    torch.Tensor]:
-    """The template's training_one_step: a loop over time, every module once per step.
-
-    frames, labels: (B, T, 3, H, W) in [0, 1]. Returns (loss, mse, kl), with the loss
-    summed over the T-1 steps. `noise` (B*(T-1), N, H, W), laid out as `clip_loss` takes
-    it, fixes the reparameterisation noise (for the equivalence test). With a learned
-    prior the KL of each step is to p(z | previous frame, label) instead of N(0, I). Both
-    KLs are written out here rather than imported from lab4.model, so that the
-    equivalence test compares two independent writings of the maths.
-    """
-    batch, length = frames.shape[:2]
-    if noise is not None:
-        noise = noise.unflatten(0, (batch, length - 1))
-    img = frames.permute(1, 0, 2, 3, 4)      # (T, B, C, H, W), as the template permutes
-    label = labels.permute(1, 0, 2, 3, 4)
-    mse = frames.new_zeros(())
-    kl = frames.new_zeros(())
-    out = img[0]
-    for i in range(1, length):
-        prev = img[i - 1] if teacher_forced else out.detach()
-        human_feat_hat = model.frame_transformation(prev)
-        human_feat = model.frame_transformation(img[i])
-        label_feat = model.label_transformation(label[i])
-        mu, logvar = model.Gaussian_Predictor(human_feat, label_feat)
-        eps = torch.randn_like(mu) if noise is None else noise[:, i - 1]
-        z = mu + eps * torch.exp(0.5 * logvar)
-        parm = model.Decoder_Fusion(human_feat_hat, label_feat, z)
-        raw = model.Generator(parm)
-        mse = mse + F.mse_loss(model.fit_output(raw), img[i])
-        if model.learned_prior:
-            mu_p, logvar_p = model.Prior_Predictor(human_feat_hat, label_feat)
-            kl = kl + 0.5 * torch.sum(logvar_p - logvar + (logvar.exp() + (mu - mu_p).pow(2)) / logvar_p.exp()
-                                      - 1) / batch
-        else:
-            kl = kl + (-0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()) / batch)
-        out = model.to_image(raw)
-    return mse + kl_weight * kl, mse, kl
+    """The template's loop, `lab4.step.training_one_step`, as (loss, mse, kl)."""
+    out = training_one_step(model, frames, labels, teacher_forced, kl_weight, noise)
+    return out.loss, out.mse, out.kl
 
 
 def naive_train_step(model: VideoCVAE, optimizer: torch.optim.Optimizer, frames: torch.Tensor,

@@ -50,6 +50,7 @@ per frame), the conditional VAE, and what you found, in one paragraph.]
 clip), and how you tested: the autoregressive rollout from the first frame with z from the prior,
 PSNR per frame, the repeat-first-frame baseline.]
 
+#code_training_one_step <code-training-step>
 #settings_table <tab-settings>
 #schedule_table <tab-schedules>
 

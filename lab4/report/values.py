@@ -1,7 +1,7 @@
 """The report draft's numbers and quotes as plain Python data: every number of the results table
 (lab4.tables, as `python -m lab4 table` prints it) per plan run, with its data, seeds and
 repeat-first-frame baseline; the settings the runs used; and the project's own code for the
-reparameterization and the schedules, read from the source when the report is built."""
+training step, the reparameterization and the schedules, read from the source when the report is built."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ SETTING_FIELDS = ("F_dim", "L_dim", "N_dim", "D_out_dim", "output", "prior", "ba
                   "precision")
 
 # (module, function): what the implementation sections quote.
-QUOTED = (("lab4.model", "reparameterize"), ("lab4.model", "kl_to_standard_normal"),
+QUOTED = (("lab4.step", "training_one_step"), ("lab4.model", "reparameterize"), ("lab4.model", "kl_to_standard_normal"),
           ("lab4.schedules", "teacher_forcing_ratio"), ("lab4.schedules", "teacher_forcing_draw"),
           ("lab4.schedules", "kl_beta"))
 
