@@ -1,14 +1,18 @@
 """Every command the README and docs/ show runs as written: its flags parse, the profiles, plans,
 plan runs, config fields and make targets it names exist, and a sweep folder it reads a table
-from has its records committed. What can only be checked by running (a GPU, minutes of training)
+from has its records committed. A bare `make` is dry-run (`make -n`, which runs nothing): it must
+run what the docs say it does. What can only be checked by running (a GPU, minutes of training)
 is left to the commands themselves."""
 
 from __future__ import annotations
 
 import contextlib
 import io
+import os
 import re
 import shlex
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -19,6 +23,7 @@ from lab4.config import PROFILES, make_config, parse_overrides
 from lab4.sweep.plan import load_plan
 
 ROOT = Path(__file__).resolve().parents[1]
+MAKEFILE = ROOT / "Makefile"
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "data" / "README.md"]
 # A word in capitals (DIR, RUN_DIR, OUT.ckpt's stem...) stands for the user's value.
 PLACEHOLDER = re.compile(r"^[A-Z][A-Z_]*(\.\w+)?$")
@@ -50,7 +55,7 @@ COMMANDS = _all_commands()
 
 
 def _makefile_targets() -> set[str]:
-    text = (ROOT / "Makefile").read_text()
+    text = MAKEFILE.read_text()
     return set(re.findall(r"^([a-z][\w-]*):", text, flags=re.M))
 
 
@@ -87,7 +92,41 @@ def _check_lab4(words: list[str]) -> None:
             f"{sweep}: the records of this table are not committed")
 
 
+def _default_goal_commands() -> list[str]:
+    """What a bare `make` would run, as `make -n` prints it (nothing runs): one line per command."""
+    if shutil.which("make") is None:
+        pytest.skip("no make on this machine: the docs' bare `make` cannot be dry-run")
+    # Under `make test` the parent make's flags are in the environment; the dry run takes none of them.
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")}
+    done = subprocess.run(["make", "-n", "--no-print-directory", "-f", str(MAKEFILE)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, f"`make -n` fails: {done.stderr.strip()}"
+    return [line for line in done.stdout.replace("\\\n", " ").splitlines() if line.strip()]
+
+
+def _check_bare_make() -> None:
+    """A bare `make` does what the docs say it does (README: "set-up, the synthetic data, the report's
+    ablations (CPU), figures/ and report/"; docs/results.md: the ablations of profile quick-chain;
+    docs/speed.md: it sets TCMALLOC_RELEASE_RATE=0 for training): its dry run runs the set-up, then
+    `lab4 data`, `lab4 sweep ablations`, `lab4 report`, in that order, and each lab4 command of it
+    parses as a documented command must."""
+    lines = _default_goal_commands()
+    lab4 = [line.split("-m lab4 ", 1)[1] for line in lines if "-m lab4 " in line]
+    assert [command.split()[0] for command in lab4] == ["data", "sweep", "report"], lines
+    first_lab4 = next(i for i, line in enumerate(lines) if "-m lab4 " in line)
+    assert any("setup:" in line for line in lines[:first_lab4]), f"no set-up before the rest: {lines}"
+    sweep = next(line for line in lines if "-m lab4 sweep" in line)
+    assert "TCMALLOC_RELEASE_RATE=0" in sweep
+    plan = shlex.split(sweep.split("-m lab4 ", 1)[1])[1]
+    assert load_plan(plan).profile == "quick-chain"
+    for command in lab4:
+        _check_lab4(shlex.split(command))
+
+
 def _check_make(words: list[str]) -> None:
+    if not words:
+        _check_bare_make()
+        return
     targets = _makefile_targets()
     for word in words:
         if "=" in word:

@@ -109,14 +109,38 @@ def test_psnr_per_frame_averages_seeds_with_a_95_interval_and_an_ssim_panel():
     np.testing.assert_allclose(cyc.get_ydata(), per_frame.mean().to_numpy())
     np.testing.assert_allclose(lines["repeat-first-frame baseline"].get_ydata(), 35 - 2 * np.arange(1, T))
     assert len(ax.collections) == len(RUNS)  # one interval band per run
-    # The band of frame 1 is mean ± t(0.975, 2) * sd / sqrt(3).
-    band = ax.collections[0].get_paths()[0].vertices
-    half = 4.303 * per_frame.std().iloc[0] / np.sqrt(3)
-    assert band[:, 1].max() >= per_frame.mean().iloc[0] + half - 1e-3
+    # Each band is, at every frame, mean ± t(0.975, 2) * sd / sqrt(3) over the 3 seeds, both edges.
+    for panel, column in ((ax, "psnr"), (ssim_ax, "ssim")):
+        for band, run in zip(panel.collections, RUNS):
+            low, high = band_edges(band)
+            expected_low, expected_high = t_interval_95(frames[frames["base"] == run], column)
+            # lab4 takes t from a table to 3 decimals (4.303): 4e-4 of the exact 4.30265, times sd / sqrt(3).
+            np.testing.assert_allclose(low, expected_low, rtol=0, atol=1e-3, err_msg=f"{column} {run}: low edge")
+            np.testing.assert_allclose(high, expected_high, rtol=0, atol=1e-3, err_msg=f"{column} {run}: high edge")
     ssim_lines = {line.get_label(): line for line in ssim_ax.get_lines()}
     np.testing.assert_allclose(ssim_lines["Cyclical (mean of 3 seeds, 95% CI)"].get_ydata(),
                                frames[frames["base"] == "cyc"].groupby("frame")["ssim"].mean().to_numpy())
     assert ssim_ax.get_ylabel() == "SSIM"
+
+
+def t_interval_95(rows: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray]:
+    """The 95 % t-interval of the mean of 3 seeds at each frame, computed here: with 2 degrees of
+    freedom Student's t has the closed-form CDF 1/2 + t / (2 sqrt(2 + t^2)), so t(0.975, 2) solves
+    t / sqrt(2 + t^2) = 0.95, t = sqrt(2 * 0.95^2 / (1 - 0.95^2)) = 4.30265."""
+    t = np.sqrt(2 * 0.95**2 / (1 - 0.95**2))
+    values = np.stack([rows[rows["frame"] == f][column].to_numpy() for f in range(1, T)])
+    assert values.shape == (T - 1, 3)
+    mean, sd = values.mean(axis=1), values.std(axis=1, ddof=1)
+    half = t * sd / np.sqrt(3)
+    return mean - half, mean + half
+
+
+def band_edges(band) -> tuple[np.ndarray, np.ndarray]:
+    """The lower and upper edge of a fill_between band at frames 1..T-1, from its outline's vertices."""
+    vertices = np.concatenate([path.vertices for path in band.get_paths()])
+    at = [vertices[np.isclose(vertices[:, 0], f), 1] for f in range(1, T)]
+    assert all(len(ys) >= 2 for ys in at), "the band does not span every frame"
+    return np.array([ys.min() for ys in at]), np.array([ys.max() for ys in at])
 
 
 def test_val_psnr_per_epoch_groups_seeds():

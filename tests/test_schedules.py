@@ -77,9 +77,26 @@ def test_lab_profile_is_the_template_defaults():
     assert (cfg.fast_partial, cfg.fast_train_epoch, cfg.partial) == (0.4, 5, 1.0)
 
 
-def test_every_profile_is_valid():
-    for name in PROFILES:
-        make_config(name)
+@pytest.mark.parametrize("name", list(PROFILES))
+def test_every_profile_is_valid(name):
+    """Each profile makes a config that Config.validate accepts, with every field the profile names at
+    the profile's value and every other at the template's default (nothing it sets is lost or
+    misspelled), and the model it describes builds."""
+    from lab4.train import build_model
+
+    profile, defaults = PROFILES[name], Config().to_dict()
+    assert set(profile) <= set(defaults), f"{name} names fields Config lacks: {sorted(set(profile) - set(defaults))}"
+    cfg = make_config(name)
+    assert cfg.to_dict() == {field: profile.get(field, default) for field, default in defaults.items()}
+    assert cfg.validate() is cfg
+    model = build_model(cfg)
+    # The sizes the profile names are the model's: the encoder's last conv gives F channels, the
+    # fusion's D, the posterior 2 N (mu and logvar), the label encoder L.
+    assert model.frame_transformation[-1].out_channels == cfg.F_dim
+    assert model.Decoder_Fusion[-1].out_channels == cfg.D_out_dim
+    assert model.Gaussian_Predictor[-1].out_channels == 2 * cfg.N_dim
+    assert model.label_transformation[-1].conv2.out_channels == cfg.L_dim
+    assert model.output == cfg.output
 
 
 def test_overrides_are_typed_and_checked():

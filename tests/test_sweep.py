@@ -246,6 +246,10 @@ def test_notebooks_have_one_parameters_cell_with_every_knob():
 
 
 def test_jobs_get_a_gpu_each_and_never_share_one(tmp_path, monkeypatch):
+    """Two jobs run at once, on two GPUs, and no GPU ever serves two running jobs. Each fake job
+    records when it starts and ends (as an ordered log, no clock); the first to start waits until a
+    second has started, which two parallel workers do at once and one worker never would (it then
+    gives up after wait_s, lets the other jobs through, and the log shows that they ran one at a time)."""
     import threading
 
     import lab4.sweep as sweep
@@ -255,26 +259,45 @@ def test_jobs_get_a_gpu_each_and_never_share_one(tmp_path, monkeypatch):
         seeds: [0, 1, 2]
         runs: [{name: a}, {name: b}]
         """))
+    wait_s = 30.0  # only reached when the jobs do not run in parallel
     in_use: list[str] = []
-    seen: list[tuple[str, str]] = []
+    events: list[tuple[str, str, str]] = []  # ("start" | "end", run, gpu), in the order they happened
     lock = threading.Lock()
+    two_running = threading.Event()
 
     def fake_execute(run, plan, sweep_dir, notebook, existing, env, printer, processes):
         gpu = env.get("CUDA_VISIBLE_DEVICES")
         with lock:
-            assert gpu not in in_use  # no two running jobs on one GPU
+            assert gpu not in in_use, f"GPU {gpu} given to {run.name} while a job runs on it"
             in_use.append(gpu)
-            seen.append((run.name, gpu))
-        time.sleep(0.05)
+            events.append(("start", run.name, gpu))
+            if len(in_use) == 2:
+                two_running.set()
+        if not two_running.wait(timeout=wait_s):
+            two_running.set()  # run one at a time: let the rest through, the log tells
         with lock:
             in_use.remove(gpu)
+            events.append(("end", run.name, gpu))
         return sweep.Outcome(run, "done", 0.05, device=f"GPU {gpu}")
 
     monkeypatch.setattr(sweep.runner, "visible_gpus", lambda: ["3", "5"])
     monkeypatch.setattr(sweep.runner, "_execute", fake_execute)
     outcomes, summary = sweep.run_sweep(plan, tmp_path / "runs", jobs=2, progress=False)
     assert [o.status for o in outcomes] == ["done"] * 6
-    assert {gpu for _, gpu in seen} == {"3", "5"} and len(seen) == 6
+    starts = [(name, gpu) for kind, name, gpu in events if kind == "start"]
+    assert sorted(name for name, _ in starts) == sorted(o.run.name for o in outcomes)  # each run once
+    assert {gpu for _, gpu in starts} == {"3", "5"}
+    # Two jobs ran at once: the second job started before the first one ended.
+    assert [kind for kind, _, _ in events[:2]] == ["start", "start"], events
+    assert events[0][2] != events[1][2]  # ... on two GPUs
+    # And never more than two, nor two on one GPU: replaying the log.
+    running: set[str] = set()
+    for kind, name, gpu in events:
+        if kind == "start":
+            assert gpu not in running and len(running) < 2, events
+            running.add(gpu)
+        else:
+            running.remove(gpu)
     assert set(pd.read_csv(summary)["device"]) == {"GPU 3", "GPU 5"}
 
 
