@@ -66,9 +66,14 @@ class Label_Encoder(nn.Sequential):
             return super().forward(labels)
         pad, conv, norm, *rest = self
         track = norm.training and norm.track_running_stats
+        momentum = norm.momentum
+        if track:
+            norm.num_batches_tracked.add_(1)
+            if momentum is None:  # a cumulative average, as BatchNorm keeps one
+                momentum = 1.0 / float(norm.num_batches_tracked)
         x = F.instance_norm(conv(pad(labels)), norm.running_mean if track else None,
                             norm.running_var if track else None, norm.weight, norm.bias,
-                            use_input_stats=True, momentum=norm.momentum, eps=norm.eps)
+                            use_input_stats=True, momentum=momentum or 0.0, eps=norm.eps)
         for module in rest:
             x = module(x)
         return x

@@ -108,3 +108,21 @@ def test_label_norm_command_repeats_what_each_choice_logs(runs: dict[str, Path],
         ours = table[table["label_norm"] == choice].set_index("epoch")["val_psnr"]
         np.testing.assert_allclose(ours.to_numpy(), logged(runs[choice]).loc[ours.index].to_numpy(), rtol=0,
                                    atol=1e-4, err_msg=choice)
+
+
+def test_label_norm_command_summarises_several_runs_and_reuses_its_tables(runs: dict[str, Path], capsys) -> None:
+    """Several runs: a summary over them at their last checkpoints (mean ± sd and the 95 %
+    interval of each choice); a table written after the run's last checkpoint is read, not redone."""
+    folders = [str(runs["running"]), str(runs["precise"])]
+    assert cli.main(["label-norm", *folders]) == 0
+    written = {f: (Path(f) / "label_norm.csv").stat().st_mtime_ns for f in folders}
+    summary = capsys.readouterr().out.split("over 2 runs")[1]
+    finals = pd.concat([pd.read_csv(Path(f) / "label_norm.csv").query("epoch == 2") for f in folders])
+    for choice in ("frame", "running", "precise"):
+        values = finals[finals["label_norm"] == choice]["val_psnr"]
+        line = next(row for row in summary.splitlines() if row.startswith(choice))
+        assert f"{values.mean():.2f} ± {values.std():.2f} (n=2)" in line
+    assert cli.main(["label-norm", *folders]) == 0
+    assert {f: (Path(f) / "label_norm.csv").stat().st_mtime_ns for f in folders} == written
+    assert cli.main(["label-norm", folders[0], "--force"]) == 0
+    assert (Path(folders[0]) / "label_norm.csv").stat().st_mtime_ns != written[folders[0]]
