@@ -56,7 +56,7 @@ test: setup
 data: setup
 	$(PY) -m lab4 data
 
-# A second `make train` continues an interrupted run, or keeps a finished one (lab4/run.py: EXISTING_MODES).
+# A second `make train` continues an interrupted run, or keeps a finished one (lab4/runs/__init__.py: EXISTING_MODES).
 # With DATA=DIR it trains on DIR and makes no synthetic data.
 train: $(if $(DATA),setup,data)
 	$(RUN_PY) -m lab4 train --profile $(PROFILE) --run-dir $(RUN) --existing resume$(DATA_ARG)

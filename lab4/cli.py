@@ -12,7 +12,7 @@ from pathlib import Path
 from lab4.commands import LAZY_COMMANDS
 from lab4.config import CHOICES, DEFAULT_PROFILE, PROFILES, make_config, parse_overrides
 from lab4.io import DISK_ERRNOS, describe_os_error
-from lab4.run import EXISTING_MODES
+from lab4.runs import EXISTING_MODES
 
 # `python -m lab4 --help` and the light commands load no torch (a few seconds each time): each
 # cmd_* below imports its command's module when it runs, the one place in lab4 where imports sit
@@ -45,7 +45,7 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 def cmd_data_stats(args: argparse.Namespace) -> int:
     from lab4.data import check_layout, load_split
-    from lab4.footage import format_stats, measure
+    from lab4.synth.footage import format_stats, measure
 
     root = Path(args.root)
     check_layout(root, ("train", "val"))
@@ -69,7 +69,7 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from lab4.rundir import Start, how_to_start, resume_config
+    from lab4.runs.rules import Start, how_to_start, resume_config
     from lab4.train import train
 
     run_dir = Path(args.run_dir or f"runs/{args.profile or DEFAULT_PROFILE}")

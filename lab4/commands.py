@@ -3,14 +3,15 @@ from here without loading them, and each module's own parser takes its help line
 
 LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "sweep": ("lab4.sweep", "run an ablation plan: the training notebook once per run (papermill)"),
-    "bench": ("lab4.bench", "time the project's training step and rollouts against the naive loop"),
-    "gpucheck": ("lab4.gpucheck", "measure the project on a GPU in one command (about 8 minutes), results to --out"),
-    "strategies": ("lab4.zsampling", "compare the z-sampling strategies (prior, zero, mean, best_of oracle) of a "
-                                     "trained run on the val video or the test ground truth"),
-    "label-norm": ("lab4.labelnorm", "a run's val PSNR at each kept checkpoint under each choice of the label "
-                                     "BatchNorm's statistics (label_norm: frame, running, precise)"),
-    "pace": ("lab4.pace", "the learning pace of a dataset: val gain over repeat-first-frame after 200-1,200 "
-                          "updates of a fixed reference recipe, over seeds, beside the real footage's"),
+    "bench": ("lab4.speed.bench", "time the project's training step and rollouts against the naive loop"),
+    "gpucheck": ("lab4.speed.gpucheck", "measure the project on a GPU in one command (about 8 minutes), results "
+                                        "to --out"),
+    "strategies": ("lab4.report.zsampling", "compare the z-sampling strategies (prior, zero, mean, best_of oracle) "
+                                            "of a trained run on the val video or the test ground truth"),
+    "label-norm": ("lab4.report.labelnorm", "a run's val PSNR at each kept checkpoint under each choice of the "
+                                            "label BatchNorm's statistics (label_norm: frame, running, precise)"),
+    "pace": ("lab4.synth.pace", "the learning pace of a dataset: val gain over repeat-first-frame after 200-1,200 "
+                                "updates of a fixed reference recipe, over seeds, beside the real footage's"),
     "export": ("lab4.export", "write a run's model as the template's checkpoint {'state_dict': ...} for its "
                               "Tester.py"),
 }

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import torch
 
-from lab4.checkpoint import save_checkpoint
 from lab4.commands import LAZY_COMMANDS
 from lab4.predict import load_trained, run_config
+from lab4.runs.checkpoint import save_checkpoint
 from lab4.template import not_template, template_notes, template_state
 
 

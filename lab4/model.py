@@ -281,6 +281,3 @@ class VideoCVAE(nn.Module):
     def to_image(self, raw: torch.Tensor) -> torch.Tensor:
         """Every frame that leaves the model (fed back, shown, scored) lies in [0, 1]."""
         return self.fit_output(raw).clamp(0.0, 1.0)
-
-    def latent_shape(self, frames: torch.Tensor) -> tuple[int, int, int, int]:
-        return (frames.shape[0], self.N_dim, frames.shape[-2], frames.shape[-1])

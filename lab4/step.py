@@ -27,11 +27,11 @@ The template's names (Trainer.py, Tester.py) in lab4:
   val_one_step                   lab4.rollout.rollout: from the first frame, z from the prior,
                                  each prediction fed back as the next previous frame
   Generate_PSNR                  lab4.metrics.psnr_per_frame (and SSIM beside it)
-  save                           lab4.checkpoint.save_checkpoint, from lab4.train.save_checkpoints:
+  save                           lab4.runs.checkpoint.save_checkpoint, from lab4.train.save_checkpoints:
                                  checkpoints/last.pt every epoch (optimiser, scheduler, RNG: all
                                  that --resume needs), epoch_NNN.pt every per_save epochs;
                                  `lab4 export` writes the template's own format
-  load_checkpoint                lab4.checkpoint.load_checkpoint; lab4.train.restore (--resume),
+  load_checkpoint                lab4.runs.checkpoint.load_checkpoint; lab4.train.restore (--resume),
                                  lab4.predict.load_trained (to generate)
   Tester.py's test loop          lab4.predict.predict_test: every test sequence rolled out at
                                  once, submission.csv and the GIFs

@@ -20,15 +20,15 @@ import torch
 from tqdm import tqdm
 
 from lab4 import data as lab4_data
-from lab4.checkpoint import best_epoch_of, load_checkpoint, publish, rng_state, save_checkpoint, set_rng_state
 from lab4.config import Config
 from lab4.device import autocast_dtype, resolve_device, to_float_images
 from lab4.distributed import Ranks, init_from_env, parameters_in_sync, shutdown
 from lab4.evaluate import LABEL_NORM_MEANING, Validation, epoch_columns, precise_label_stats, validate
 from lab4.io import FolderLock, atomic_write_text
 from lab4.model import VideoCVAE
-from lab4.run import EPOCH_COLUMNS, ITER_COLUMNS, VAL_COLUMNS, CsvAppender, RunPaths, write_csv
-from lab4.rundir import absolute, data_record, lock_run_dir, prepare_run_dir
+from lab4.runs import EPOCH_COLUMNS, ITER_COLUMNS, VAL_COLUMNS, CsvAppender, RunPaths, write_csv
+from lab4.runs.checkpoint import best_epoch_of, load_checkpoint, publish, rng_state, save_checkpoint, set_rng_state
+from lab4.runs.rules import absolute, data_record, lock_run_dir, prepare_run_dir
 from lab4.schedules import kl_beta, teacher_forcing_draw, teacher_forcing_ratio, warmup_factor
 from lab4.step import ClipLossModule, build_optimizer, build_scheduler, train_step
 
@@ -153,7 +153,7 @@ class Run:
     total_iters: int                      # updates over the whole run, for the KL schedule per iteration
     ranks: Ranks
     paths: RunPaths
-    data: dict[str, Any]                  # what the checkpoint records of the data (lab4.rundir.data_record)
+    data: dict[str, Any]                  # what the checkpoint records of the data (lab4.runs.rules.data_record)
     progress: bool                        # a progress bar and a line per epoch
     iter_log: CsvAppender | None = None   # iter_log.csv, open for appending on rank 0
 
@@ -355,7 +355,7 @@ def log_epoch(cfg: Config, run: Run, state: Progress, epoch: int, trained: Epoch
 
 def save_checkpoints(cfg: Config, run: Run, state: Progress, row: dict[str, Any],
                      validation: Validation | None) -> None:
-    """Commit the epoch (the rule is in lab4.run): rank 0 writes what last.pt cannot restore, then last.pt
+    """Commit the epoch (the rule is in lab4.runs): rank 0 writes what last.pt cannot restore, then last.pt
     with every rank's RNG, then what derives from it (logs, best.pt, epoch_NNN.pt), which --resume redoes."""
     rng_ranks = run.ranks.gather(rng_state())
     if run.ranks.is_main:

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from lab4.bench import naive_rollout
 from lab4.cli import main
 from lab4.model import VideoCVAE
 from lab4.rollout import rollout
+from lab4.speed.bench import naive_rollout
 
 TINY = ["--sizes", "smoke", "--batch", "2", "--clip", "4", "--reps", "2", "--warmup", "1",
         "--rollout-frames", "5", "--sequences", "2", "--threads", "1", "--device", "cpu"]
@@ -152,7 +152,7 @@ def test_python_dash_m_runs(tmp_path: Path) -> None:
 def test_bench_times_the_templates_method_at_any_profiles_widths() -> None:
     """--sizes takes a profile's widths only, not its other choices (quick's sigmoid output, say):
     the naive template loop and ours share weights at those widths."""
-    from lab4.bench import add_commands, bench_config
+    from lab4.speed.bench import add_commands, bench_config
     from lab4.config import PROFILES, make_config
     from lab4.train import build_model
 
@@ -192,7 +192,7 @@ def test_compile_and_skip_profile_options() -> None:
     --skip-profile leaves the CPU profile of the convolutions' share out."""
     import torch
 
-    from lab4.bench import add_commands, parse_variants
+    from lab4.speed.bench import add_commands, parse_variants
 
     parser = argparse.ArgumentParser()
     add_commands(parser.add_subparsers())

@@ -9,8 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lab4.checkpoint import load_checkpoint
-from lab4.run import RunPaths
+from lab4.runs import RunPaths
+from lab4.runs.checkpoint import load_checkpoint
 from tests.conftest import write_dataset
 
 

@@ -28,11 +28,11 @@ import torch
 import lab4.step as step_module
 import lab4.train as train_module
 from lab4 import cli
-from lab4.checkpoint import best_epoch_of, checkpoint_for, committed, finished, load_checkpoint, save_checkpoint
 from lab4.config import make_config
 from lab4.io import FAULT_ENV, FAULT_EXIT, FolderLock, atomic_write_text
 from lab4.predict import load_trained
-from lab4.run import RunPaths
+from lab4.runs import RunPaths
+from lab4.runs.checkpoint import best_epoch_of, checkpoint_for, committed, finished, load_checkpoint, save_checkpoint
 from lab4.train import train
 from tests.conftest import stopped_at_epoch_2, write_dataset
 

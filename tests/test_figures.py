@@ -10,9 +10,10 @@ import pytest
 from matplotlib.figure import Figure
 from PIL import Image
 
-from lab4 import figures
-from lab4.results import Rollout, RunData, psnr_measures
-from lab4.scrubber import GAP, Scrubber, font_size, text_row, difference_image, enlarge, render_panel, rollout_panel, to_png
+from lab4.report import figures
+from lab4.report.scrubber import (GAP, Scrubber, difference_image, enlarge, font_size, render_panel, rollout_panel,
+                                  text_row, to_png)
+from lab4.runs.results import Rollout, RunData, psnr_measures
 
 RUNS = ["cyc", "mono", "none"]
 T, H, W = 9, 32, 64
@@ -280,7 +281,7 @@ def test_rollout_panel_captions_the_frame_psnr():
     assert rollout_panel(rollout, 3, scale=2).shape == (2 * text_row(2) + 2 * H, 4 * 2 * W + 3 * GAP, 3)
     with pytest.raises(IndexError):
         rollout_panel(rollout, T)
-    from lab4.scrubber import frame_caption
+    from lab4.report.scrubber import frame_caption
 
     assert "given first frame" in frame_caption(rollout, 0)
     assert f"{rollout.psnr[2]:.2f} dB" in frame_caption(rollout, 3) and "24.00 dB" in frame_caption(rollout, 3)
@@ -324,7 +325,7 @@ def test_the_scrubber_text_stays_readable_when_the_panel_is_shrunk_to_a_page():
 
 
 def test_time_to_quality_puts_each_validation_at_the_minutes_spent_by_then():
-    from lab4.figures import fig_time_to_quality, time_to_quality
+    from lab4.report.figures import fig_time_to_quality, time_to_quality
 
     epochs = pd.DataFrame({"run": ["a"] * 4 + ["b"] * 2, "epoch": [1, 2, 3, 4, 1, 2],
                            "seconds": [60, 90, 60, 30, 120, 120],
@@ -337,9 +338,9 @@ def test_time_to_quality_puts_each_validation_at_the_minutes_spent_by_then():
 
 
 def test_a_gif_keeps_every_frame_at_its_scale_in_one_palette(tmp_path) -> None:
-    """lab4.gif.write_gif: every frame, enlarged, in colours close to the frames' own (one palette
+    """lab4.predict.write_gif: every frame, enlarged, in colours close to the frames' own (one palette
     for the whole GIF, chosen from frames sampled across it)."""
-    from lab4.gif import write_gif
+    from lab4.predict import write_gif
 
     ramp = np.linspace(120, 230, 64, dtype=np.float32)[None, :, None] * np.ones((32, 1, 3), np.float32)
     frames = np.repeat(ramp[None], 50, axis=0)

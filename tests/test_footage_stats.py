@@ -1,4 +1,4 @@
-"""The label measures of lab4.footage (what `data-stats` prints beside the real footage's figures),
+"""The label measures of lab4.synth.footage (what `data-stats` prints beside the real footage's figures),
 on small label images whose answers are worked out by hand."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from lab4 import footage
+from lab4.synth import footage
 
 WHITE = 255
 

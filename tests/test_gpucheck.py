@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from lab4 import gpucheck
 from lab4.cli import main
-from lab4.gpucheck.report import markdown
+from lab4.speed import gpucheck
+from lab4.speed.gpucheck.report import markdown
 
 # What a machine with only PyTorch (and numpy, pillow) lacks: imports of these fail in the check's processes.
 ABSENT = ("tqdm", "pandas", "matplotlib", "seaborn", "papermill", "ipywidgets", "nbformat", "IPython")
@@ -113,8 +113,8 @@ def test_a_failing_or_slow_section_is_recorded_and_the_rest_still_run(tmp_path: 
 def test_the_command_imports_no_torch_and_its_sections_no_optional_package(tmp_path: Path) -> None:
     # tqdm loads with lab4.train when it is there; when it is not, a stand-in replaces it (the test above).
     optional = [n for n in ABSENT if n != "tqdm"]
-    code = ("import sys; import lab4.gpucheck; assert 'torch' not in sys.modules, 'the parent loads torch'; "
-            "import lab4.gpucheck.sections; "
+    code = ("import sys; import lab4.speed.gpucheck; assert 'torch' not in sys.modules, 'the parent loads torch'; "
+            "import lab4.speed.gpucheck.sections; "
             f"loaded = [n for n in {optional!r} if sys.modules.get(n) is not None]; assert not loaded, loaded")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})

@@ -15,12 +15,12 @@ import pytest
 import torch
 
 from lab4 import cli
-from lab4.checkpoint import load_checkpoint
 from lab4.config import make_config
 from lab4.data import load_split
 from lab4.evaluate import precise_label_stats
 from lab4.model import VideoCVAE
 from lab4.rollout import rollout
+from lab4.runs.checkpoint import load_checkpoint
 from lab4.train import build_model, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")

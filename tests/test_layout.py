@@ -1,5 +1,7 @@
-"""The package's layout: no import cycle, imports inside functions only where they keep start-up
-light, no module too long to read, and `python -m lab4 --help` without torch."""
+"""The package's layout: the method at the top of lab4/ with the few modules every job shares, one
+sub-package per other job (at most six), imports pointing one way (from the shared modules, data and the
+model up to training, then to the jobs above it), no import cycle, imports inside functions only where
+they keep start-up light, no module too long to read, and `python -m lab4 --help` without torch."""
 
 from __future__ import annotations
 
@@ -9,14 +11,40 @@ import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "lab4"
-MAX_LINES = 400
+MAX_LINES = 450
+MAX_SUBPACKAGES = 6
+# What lab4/ holds at its top level, by layer, lowest first. A module or package imports only from its
+# own layer or a lower one; the jobs import each other only along JOB_ARROWS.
+LAYERS: dict[str, tuple[str, ...]] = {
+    # every job uses these: files, paths, the config, the device, the metrics, the heavy commands' names
+    "shared": ("lab4", "lab4.io", "lab4.workspace", "lab4.commands", "lab4.config", "lab4.device", "lab4.metrics",
+               "lab4.distributed"),
+    "data": ("lab4.data",),
+    "model": ("lab4.layers", "lab4.model", "lab4.template"),
+    # run folders: their layout, checkpoints, rules and tables (lab4/runs/)
+    "run folders": ("lab4.runs",),
+    # the method's training and testing: the template's Trainer.py and Tester.py, and Kaggle's score
+    "method": ("lab4.step", "lab4.schedules", "lab4.rollout", "lab4.evaluate", "lab4.train", "lab4.predict",
+               "lab4.submission", "lab4.scoring", "lab4.export"),
+    # the other jobs, one sub-package each
+    "jobs": ("lab4.sweep", "lab4.report", "lab4.synth", "lab4.speed"),
+    # the command line, over them all
+    "command line": ("lab4.cli", "lab4.__main__"),
+}
+# The arrows between the jobs, and why.
+JOB_ARROWS = {
+    ("lab4.speed", "lab4.sweep"): "bench --whole-run trains as the training notebook does (lab4.sweep.experiment)",
+    ("lab4.speed", "lab4.synth"): "the GPU check makes its own synthetic data",
+}
 # Where a lab4 import may sit inside a function, and why: each keeps a light path light.
 IN_FUNCTION_ALLOWED = {
-    "lab4.bench.whole_run": "--whole-run reads its runs back through lab4.experiment (pandas); the rest of the "
-                            "bench and the GPU check run without pandas",
+    "lab4.speed.bench.whole_run": "--whole-run reads its runs back through lab4.sweep.experiment (pandas); the "
+                                  "rest of the bench and the GPU check run without pandas",
     "lab4.cli": "each command loads its module when it runs, so --help and the light commands load no torch",
-    "lab4.figures.comparisons": "the oracle z modes come from lab4.rollout (torch); the figures stay torch-free",
-    "lab4.report.book": "figure 8 loads lab4.zsampling (torch) only when drawn; `lab4 table` stays torch-free",
+    "lab4.report.figures.comparisons": "the oracle z modes come from lab4.rollout (torch); the figures stay "
+                                       "torch-free",
+    "lab4.report.book": "figure 8 loads lab4.report.zsampling (torch) only when drawn; `lab4 table` stays "
+                        "torch-free",
 }
 
 
@@ -107,6 +135,40 @@ def test_no_import_cycle() -> None:
         if v not in index:
             connect(v)
     assert not cycles, f"import cycles among lab4 modules: {cycles}"
+
+
+def top_level(module: str) -> str:
+    """The top-level module or sub-package of lab4 that `module` belongs to."""
+    return ".".join(module.split(".")[:2])
+
+
+def layer_of(module: str) -> int:
+    names = list(LAYERS)
+    for index, name in enumerate(names):
+        if top_level(module) in LAYERS[name]:
+            return index
+    raise AssertionError(f"{module} is in no layer of tests/test_layout.py's LAYERS: place it there")
+
+
+def test_the_top_level_holds_the_method_the_shared_modules_and_at_most_six_subpackages() -> None:
+    subpackages = sorted(p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file())
+    assert len(subpackages) <= MAX_SUBPACKAGES, f"{len(subpackages)} sub-packages of lab4: {subpackages}"
+    placed = {name for names in LAYERS.values() for name in names}
+    present = {top_level(m) for m in modules()}
+    assert present == placed, (f"top level of lab4 not as LAYERS places it: unplaced {sorted(present - placed)}, "
+                               f"gone {sorted(placed - present)}")
+
+
+def test_imports_point_one_way_up_the_layers() -> None:
+    wrong = set()
+    for importer, imported, line, _ in imports():
+        if top_level(importer) == top_level(imported):
+            continue
+        up, down = layer_of(importer), layer_of(imported)
+        if down > up or (down == up == list(LAYERS).index("jobs")
+                         and (top_level(importer), top_level(imported)) not in JOB_ARROWS):
+            wrong.add(f"{importer}:{line} imports {imported}")
+    assert not wrong, "imports against the layers (LAYERS, JOB_ARROWS):\n" + "\n".join(sorted(wrong))
 
 
 def test_imports_inside_functions_only_where_allowed() -> None:

@@ -9,9 +9,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from lab4 import config, pace
+from lab4 import config
 from lab4.cli import main as cli_main
 from lab4.config import Config
+from lab4.synth import pace
 from tests.conftest import stopped_at_epoch_2
 
 # The recipe at test sizes: smoke's widths, clips and val rollout, 24 updates (4 per epoch; the

@@ -16,11 +16,12 @@ import pytest
 
 typst = pytest.importorskip("typst")
 
-from lab4 import cli, tables  # noqa: E402
+from lab4 import cli  # noqa: E402
+from lab4.report import tables  # noqa: E402
 from lab4.report.draft import RESULTS_LABEL  # noqa: E402
 from lab4.report.typ import string  # noqa: E402
 from lab4.report.values import METRICS, QUOTED  # noqa: E402
-from lab4.results import load_sweep  # noqa: E402
+from lab4.runs.results import load_sweep  # noqa: E402
 
 SECTIONS = ["Introduction", "Implementation details", "Training and testing protocol", "Reparameterization trick",
             "Teacher-forcing strategy", "KL annealing ratio", "Analysis and discussion",
@@ -42,7 +43,7 @@ def smoke_sweep(tiny_data, tmp_path_factory) -> Path:
     predictions; summary.csv as the sweep writes it; one figure drawn and saved as the notebook does."""
     import torch
 
-    from lab4.experiment import run_training
+    from lab4.sweep.experiment import run_training
     from lab4.sweep.plan import load_plan
     from lab4.sweep.summary import Outcome, write_summary
 

@@ -34,7 +34,7 @@ from lab4.evaluate import validate
 from lab4.model import VideoCVAE
 from lab4.predict import predict_test
 from lab4.rollout import rollout
-from lab4.run import RunPaths
+from lab4.runs import RunPaths
 from lab4.submission import write_submission
 from lab4.train import train
 from tests.conftest import save_png

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lab4.stats import compare_to_reference, format_mean_std, interval_half_width, summarise, t_quantile_975
+from lab4.report.stats import compare_to_reference, format_mean_std, interval_half_width, summarise, t_quantile_975
 
 
 @pytest.mark.parametrize("df, expected", [(1, 12.706), (2, 4.303), (4, 2.776), (10, 2.228), (30, 2.042),

@@ -312,7 +312,7 @@ def test_a_finished_run_from_before_new_config_fields_is_still_finished(tmp_path
     values every run has now, change nothing either."""
     import lab4.sweep as sweep
     from lab4.config import Config
-    from lab4.rundir import RETIRED_FIELDS
+    from lab4.runs.rules import RETIRED_FIELDS
 
     plan = load_plan(write_plan(tmp_path, tmp_path / "data", """
         profile: smoke
@@ -382,8 +382,8 @@ def test_a_marker_config_today_cannot_read_is_not_finished(tmp_path):
 
 def test_run_training_keeps_a_finished_run_and_refuses_other_settings(tmp_path, monkeypatch):
     import lab4.train
-    from lab4 import experiment
-    from lab4.checkpoint import save_checkpoint
+    from lab4.sweep import experiment
+    from lab4.runs.checkpoint import save_checkpoint
 
     cfg = experiment.build_config("smoke", str(tmp_path / "data"), {"tfr": 0.5})
     assert cfg.tfr == 0.5 and cfg.data_root == str(tmp_path / "data")
@@ -418,7 +418,7 @@ def copy_of_sweep(tiny_sweep, tmp_path: Path) -> Path:
 
 def test_a_sweep_without_summary_is_read_from_its_run_markers(tiny_sweep, tmp_path):
     from lab4.report import ReportBook
-    from lab4.results import load_sweep
+    from lab4.runs.results import load_sweep
 
     copy = copy_of_sweep(tiny_sweep, tmp_path)
     (copy / "summary.csv").unlink()
@@ -480,7 +480,7 @@ def test_a_run_finished_in_a_checkout_at_another_path_is_still_finished(tmp_path
     """Committed results from a clone elsewhere: the marker's absolute data_root differs, the
     dataset's path inside the project does not."""
     import lab4.sweep as sweep
-    from lab4.experiment import resolve
+    from lab4.sweep.experiment import resolve
 
     run = load_plan(write_plan(tmp_path, Path("data/tiny"), "profile: smoke\nruns: [{name: a}]\n")).runs[0]
     assert Path(run.config.data_root) == resolve("data/tiny")
@@ -500,7 +500,7 @@ def test_a_run_finished_in_a_checkout_at_another_path_is_still_finished(tmp_path
 
 def test_captions_say_when_the_shown_runs_finished_not_when_the_sweep_first_started(tiny_sweep, tmp_path):
     from lab4.report import ReportBook
-    from lab4.results import load_sweep
+    from lab4.runs.results import load_sweep
     from lab4.sweep import RUN_MARKER
 
     copy = copy_of_sweep(tiny_sweep, tmp_path)

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lab4 import footage, pose, synth
+from lab4 import synth
 from lab4.cli import main as cli_main
+from lab4.synth import footage, pose
 from lab4.synth import SIZES, generate_dataset
 
 TINY = SIZES["tiny"]
@@ -272,7 +273,7 @@ def test_draw_skeleton_skips_missing_points_and_uses_openpose_colours() -> None:
 
 
 def test_studio_statistics_match_the_real_footage(studio_videos: tuple[np.ndarray, ...]) -> None:
-    """The ranges around the real footage's numbers (lab4.footage.REAL_FOOTAGE) that the
+    """The ranges around the real footage's numbers (lab4.synth.footage.REAL_FOOTAGE) that the
     generator must stay inside: faint thin labels on white, a performer about 26 rows tall
     covering a few percent of the frame, slow motion, a first-frame baseline of 20-25 dB, a
     performer who travels about a fifth of the width (19 % on the footage) and is seen side-on

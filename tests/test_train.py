@@ -17,11 +17,11 @@ from PIL import Image
 import lab4.step as step_module
 import lab4.train as train_module
 from lab4 import cli
-from lab4.checkpoint import load_checkpoint
 from lab4.config import make_config
 from lab4.predict import predict_test
-from lab4.run import RunPaths
-from lab4.rundir import RunExists
+from lab4.runs import RunPaths
+from lab4.runs.checkpoint import load_checkpoint
+from lab4.runs.rules import RunExists
 from lab4.train import TrainingDiverged, train
 from tests.conftest import stopped_at_epoch_2, write_dataset
 
@@ -341,7 +341,7 @@ def test_a_retired_choice_is_refused(name, value):
 def test_a_run_saved_before_the_retirement_still_reads(tmp_path):
     """A run saved with the retired fields at the values every run has now reads as it was; one that
     used a retired option names its fields as unknown."""
-    from lab4.rundir import RETIRED_FIELDS, config_differences, load_run_config
+    from lab4.runs.rules import RETIRED_FIELDS, config_differences, load_run_config
 
     cfg = make_config("smoke")
     (tmp_path / "old.json").write_text(json.dumps({**cfg.to_dict(), **RETIRED_FIELDS}))

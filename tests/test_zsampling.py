@@ -12,8 +12,8 @@ from lab4 import cli
 from lab4.config import make_config
 from lab4.metrics import ssim_per_frame
 from lab4.model import VideoCVAE
+from lab4.report.zsampling import STRATEGIES, compare_z_strategies, val_strategies
 from lab4.rollout import rollout
-from lab4.zsampling import STRATEGIES, compare_z_strategies, val_strategies
 from lab4.train import train
 from tests.conftest import write_dataset
 
@@ -114,7 +114,7 @@ def test_compare_z_strategies_tables(prior: str, monkeypatch) -> None:
     assert summary["baseline_ssim_frames_1_600"].to_numpy() == pytest.approx(
         summary["baseline_mean_ssim"].to_numpy(), abs=1e-6)
     # The 1-600 columns average Kaggle's scored frames only: with frames 1-2 scored, those two.
-    monkeypatch.setattr("lab4.zsampling.scored_frames_for", lambda length: [1, 2])
+    monkeypatch.setattr("lab4.report.zsampling.scored_frames_for", lambda length: [1, 2])
     per_frame, summary = compare_z_strategies(model, frames, labels, samples=3, seed=5)
     first_two = per_frame[per_frame["frame"] <= 2].groupby("strategy", sort=False).mean(numeric_only=True)
     for summary_column, frame_column in [("psnr_frames_1_600", "psnr"), ("ssim_frames_1_600", "ssim"),

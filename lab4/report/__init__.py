@@ -10,7 +10,10 @@ once; report/results.typ, rewritten each time) and compiles it to report/report.
 
 book: ReportBook and the report's file names; pdf: report.pdf; command: `python -m lab4 report` and `table`;
 draft: the Typst draft and its compilation; values: its numbers and quoted code; template: the starter
-report.typ; typ: Python values as Typst source.
+report.typ; typ: Python values as Typst source. What they draw on: figures (pandas tables in, matplotlib
+Figures out), tables (the numbers as tables), stats (mean, sd and 95 % interval over seeds), scrubber (the
+notebook's frame scrubber); and two analyses of a trained run: zsampling (`python -m lab4 strategies`) and
+labelnorm (`python -m lab4 label-norm`).
 """
 
 from lab4.report.book import CAPTIONS_FILE, FIGURE_NAMES, README_FIGURE, REPORT_FILE, TABLE_FILE, ReportBook

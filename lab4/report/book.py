@@ -11,10 +11,10 @@ from typing import Sequence
 import pandas as pd
 from matplotlib.figure import Figure
 
-from lab4 import figures, stats, tables
 from lab4.io import atomic_write_text
+from lab4.report import figures, stats, tables
 from lab4.report.pdf import write_pdf
-from lab4.results import SweepData
+from lab4.runs.results import SweepData
 from lab4.workspace import resolve
 
 # Stable file names (figures/<name>.pdf and .png), in report order.
@@ -317,7 +317,7 @@ class ReportBook:
     def z_strategies(self, run: str | None = None, samples: int = 8) -> Figure:
         """The z strategies of one run (the best unless named) on the val video: read from
         RUN/strategies/z_strategies.csv (`lab4 strategies RUN`), computed and written there when missing."""
-        from lab4 import zsampling
+        from lab4.report import zsampling
 
         run = run or self.best_run()
         title = f"8. z at generation: {self.labels.get(run, run)}"
@@ -342,19 +342,6 @@ class ReportBook:
         run = self.sweep.run(self.runs[0]) if self.runs else None
         cfg = run.config if run else {}
         return f"{cfg.get('batch_size', '?')} clips x {cfg.get('train_vi_len', '?')} frames"
-
-    def make_all(self, heatmap_run: str | None = None, strip_run: str | None = None,
-                 strip_steps: Sequence[int] | None = None, z_run: str | None = None) -> dict[str, tuple[Figure, str]]:
-        self.teacher_forcing()
-        self.kl_annealing()
-        self.psnr_per_frame()
-        self.val_psnr_epochs()
-        self.psnr_heatmap(heatmap_run)
-        self.frame_strip(strip_run, strip_steps)
-        self.results()
-        self.training_strategies()
-        self.z_strategies(z_run)
-        return self.items
 
     # --- writing -----------------------------------------------------------------------
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from lab4 import stats, tables
+from lab4.report import stats, tables
 from lab4.report.book import FIGURE_NAMES, README_FIGURE, REPORT_FILE, ReportBook
 from lab4.report.draft import DraftError, write_draft
-from lab4.results import SweepData, latest_sweep, load_sweep
+from lab4.runs.results import SweepData, latest_sweep, load_sweep
 from lab4.workspace import display_path, resolve
 
 ANALYSIS_NOTEBOOK = Path("notebooks") / "analysis.ipynb"

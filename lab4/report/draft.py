@@ -18,7 +18,7 @@ from lab4.report.book import CAPTIONS_FILE, FIGURE_NAMES, ReportBook
 from lab4.report.template import REPORT_TEMPLATE
 from lab4.report.values import (METRICS, MODEL_METRICS, Quote, RunNumbers, mean_sd, quotes, run_numbers,
                                 setting_text, split_settings)
-from lab4.results import load_sweep
+from lab4.runs.results import load_sweep
 from lab4.workspace import display_path
 
 REPORT_SOURCE = "report.typ"

@@ -14,7 +14,7 @@ import pandas as pd
 from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
 
-from lab4.results import SweepData
+from lab4.runs.results import SweepData
 
 
 def write_pdf(path: Path, sweep: SweepData, items: dict[str, tuple[Figure, str]], order: Sequence[str]) -> Path:

@@ -1,5 +1,5 @@
 """The report draft's numbers and quotes as plain Python data: every number of the results table
-(lab4.tables, as `python -m lab4 table` prints it) per plan run, with its data, seeds and
+(lab4.report.tables, as `python -m lab4 table` prints it) per plan run, with its data, seeds and
 repeat-first-frame baseline; the settings the runs used; and the project's own code for the
 training step, the reparameterization and the schedules, read from the source when the report is built."""
 
@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from lab4 import tables
+from lab4.report import tables
 from lab4.report.book import ReportBook
 from lab4.workspace import display_path
 

@@ -29,12 +29,12 @@ from pathlib import Path
 
 from lab4.commands import LAZY_COMMANDS
 from lab4.config import PROFILES
-from lab4.knobs import describe_config
+from lab4.runs import RUN_NOTEBOOK
+from lab4.sweep.knobs import describe_config
 from lab4.sweep.plan import load_plan
 from lab4.sweep.runner import run_sweep
 from lab4.sweep.slurm import (DEFAULT_TIME_MIN, JOBS_FILE, KINDS, LOG_DIR, SlurmLauncher, SlurmOptions, parse_extra,
                               parse_time)
-from lab4.run import RUN_NOTEBOOK
 from lab4.workspace import display_path, resolve
 
 def cmd_sweep(args: argparse.Namespace) -> int:

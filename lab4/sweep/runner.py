@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from lab4.io import atomic_write_text
-from lab4.knobs import NOTEBOOK_KNOBS
-from lab4.run import ERROR_FILE, LOG_FILE, RUN_MARKER, RUN_NOTEBOOK, SWEEP_FILE
+from lab4.runs import ERROR_FILE, LOG_FILE, RUN_MARKER, RUN_NOTEBOOK, SWEEP_FILE
+from lab4.runs.results import run_summary
+from lab4.runs.rules import folder_state, run_differences
+from lab4.sweep.knobs import NOTEBOOK_KNOBS
 from lab4.sweep.plan import Plan, RunSpec
-from lab4.results import run_summary
-from lab4.rundir import folder_state, run_differences
 from lab4.sweep.summary import Outcome, headline, summary_row, write_summary
 from lab4.sweep.workers import lock_folder, start_worker, stop_workers
 from lab4.workspace import display_path, resolve
@@ -50,7 +50,7 @@ def notebook_parameters(run: RunSpec, plan: Plan, sweep_dir: Path, existing: str
 
 def marker_matches(run_dir: Path, run: RunSpec) -> bool:
     """Whether run_dir holds a finished run (its marker: the whole notebook ran) of this run's
-    config, by the run folder's rule (lab4.rundir.run_differences): a run finished before a config
+    config, by the run folder's rule (lab4.runs.rules.run_differences): a run finished before a config
     field existed counts when its settings are the same, and one finished in a checkout at another
     path when it names the same dataset inside its project."""
     try:

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from lab4.io import atomic_write_text
-from lab4.knobs import describe_ablation
-from lab4.results import run_summary
-from lab4.run import RUN_NOTEBOOK, SUMMARY_FILE
+from lab4.runs import RUN_NOTEBOOK, SUMMARY_FILE
+from lab4.runs.results import run_summary
+from lab4.sweep.knobs import describe_ablation
 from lab4.sweep.plan import Plan, RunSpec
 from lab4.workspace import display_path
 

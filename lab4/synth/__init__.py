@@ -13,7 +13,7 @@ Kaggle data keeps them, so the same loader reads both::
 How a video is made: a choreography (a sequence of dance moves with cross-faded joint
 angles, a tempo and an amplitude) drives a 3-D stick figure built from body
 proportions; its 18 OpenPose keypoints, projected to the image, give both the label
-(``lab4.pose.draw_skeleton``) and the rendered body (filled limbs drawn 8x larger and
+(``lab4.synth.pose.draw_skeleton``) and the rendered body (filled limbs drawn 8x larger and
 box-filtered down), composited over a studio background that is computed once per video.
 
 Every video draws from its own random stream, derived from (seed, split, video index),
@@ -25,7 +25,10 @@ The modules, in the order a video is made: ``sizes`` (frame geometry, dataset si
 styles), ``streams`` (the random streams), ``look`` (the dancer's appearance and the studio
 background), ``choreography`` (moves as joint angles over time), ``body`` (the 3-D figure
 and its keypoints), ``render`` (one frame's pixels), ``video`` (a planned video) and
-``generate`` (jobs, workers and the manifest on disk).
+``generate`` (jobs, workers and the manifest on disk). Beside them: ``pose`` (OpenPose keypoints and
+the skeleton the labels show), ``footage`` (`python -m lab4 data-stats`: a dataset's look measured as
+the real footage's is) and ``pace`` (`python -m lab4 pace`: how fast a dataset is learned, beside the
+footage).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lab4 import pose
+from lab4.synth import pose
 from lab4.synth.choreography import Params
 from lab4.synth.look import Appearance
 from lab4.synth.sizes import FRAME_H, FRAME_W

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from lab4 import pose
+from lab4.synth import pose
 from lab4.synth.body import Figure, build_figure
 from lab4.synth.choreography import STAGES, Move, Style, evaluate_choreography, plan_choreography, sample_style
 from lab4.synth.look import Appearance, render_background, sample_appearance, studio_appearance

@@ -1,6 +1,6 @@
 """`python -m lab4 bench`: the project's training step and rollouts against the naive loop.
 
-One process, one set of inputs. The NAIVE REFERENCE (lab4.bench.naive) is written plainly,
+One process, one set of inputs. The NAIVE REFERENCE (lab4.speed.bench.naive) is written plainly,
 the way the assignment's template (and most solutions of it) would: a Python loop over the time
 steps in which every module runs once per step on the batch (lab4.step.training_one_step), fp32,
 NCHW, one backward per clip; its rollout is a per-step loop over one sequence at a time that copies every frame
@@ -47,16 +47,16 @@ import argparse
 import json
 from pathlib import Path
 
-from lab4.bench.compare import (PRECISIONS, Variant, bench_config, parse_variants, project_train_step,
-                                resolve_bench_device, run_bench)
-from lab4.bench.measure import FRAME_H, FRAME_W
-from lab4.bench.naive import (naive_clip_loss, naive_rollout, naive_rollouts, naive_train_step,
-                              naive_train_step_as_trainer)
-from lab4.bench.table import format_table
-from lab4.bench.whole_run import format_whole_runs, whole_runs
 from lab4.commands import LAZY_COMMANDS
 from lab4.config import PROFILES
 from lab4.io import atomic_write_text
+from lab4.speed.bench.compare import (PRECISIONS, Variant, bench_config, parse_variants, project_train_step,
+                                      resolve_bench_device, run_bench)
+from lab4.speed.bench.measure import FRAME_H, FRAME_W
+from lab4.speed.bench.naive import (naive_clip_loss, naive_rollout, naive_rollouts, naive_train_step,
+                                    naive_train_step_as_trainer)
+from lab4.speed.bench.table import format_table
+from lab4.speed.bench.whole_run import format_whole_runs, whole_runs
 
 __all__ = ["FRAME_H", "FRAME_W", "PRECISIONS", "Variant", "add_commands", "bench_config", "cmd_bench",
            "format_table", "format_whole_runs", "naive_clip_loss", "naive_rollout", "naive_rollouts",

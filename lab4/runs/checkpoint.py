@@ -1,5 +1,5 @@
 """Checkpoints: everything a run needs to continue exactly where it stopped, written atomically;
-and the reading of a run folder's committed state (the rule is in lab4.run's docstring)."""
+and the reading of a run folder's committed state (the rule is in the docstring of lab4.runs)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from lab4.io import atomic_link, atomic_path
-from lab4.run import RunPaths
+from lab4.runs import RunPaths
 
 
 class RunStateError(ValueError):

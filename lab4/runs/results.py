@@ -2,7 +2,7 @@
 the analysis notebook, the figures and the report.
 
 Everything here only reads files that `lab4.train`, `lab4.predict` and `lab4.sweep`
-write (see `lab4.run` for a run folder's layout); nothing is recomputed from a model.
+write (see `lab4.runs` for a run folder's layout); nothing is recomputed from a model.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lab4.run import RUN_MARKER, RUN_NOTEBOOK, SUMMARY_FILE, SWEEP_FILE, RunPaths
+from lab4.runs import RUN_MARKER, RUN_NOTEBOOK, SUMMARY_FILE, SWEEP_FILE, RunPaths
 
 # Frames 1..600 are the ones Kaggle scores; the validation tables report the same window.
 SCORED_LAST_FRAME = 600
@@ -36,13 +36,6 @@ class Rollout:
     @property
     def length(self) -> int:
         return int(self.truth.shape[0])
-
-    def frame_psnr(self, t: int) -> float | None:
-        """PSNR of frame t (None for frame 0, which is given, not predicted)."""
-        return float(self.psnr[t - 1]) if t >= 1 else None
-
-    def frame_baseline_psnr(self, t: int) -> float | None:
-        return float(self.baseline_psnr[t - 1]) if t >= 1 else None
 
 
 def load_rollout(path: Path) -> Rollout:

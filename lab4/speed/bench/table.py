@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from lab4.bench.measure import CONV_PROFILE_FRAMES
+from lab4.speed.bench.measure import CONV_PROFILE_FRAMES
 
 
 def percent(share: float | None) -> str:

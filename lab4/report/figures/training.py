@@ -10,9 +10,9 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from lab4.figures.style import (BASELINE_LABEL, BASELINE_STYLE, LEGEND_INSIDE_MAX, _colors, empty_figure, _epoch_axis,
-                                _label, _run_legend, _runs, _scale)
-from lab4.tables import fractional_epoch, time_to_quality
+from lab4.report.figures.style import (BASELINE_LABEL, BASELINE_STYLE, LEGEND_INSIDE_MAX, _colors, _epoch_axis, _label,
+                                       _run_legend, _runs, _scale, empty_figure)
+from lab4.report.tables import fractional_epoch, time_to_quality
 
 
 # ---------------------------------------------------------------------------------------

@@ -16,16 +16,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lab4.checkpoint import committed
 from lab4.commands import LAZY_COMMANDS
 from lab4.config import CHOICES
 from lab4.device import autocast_dtype
 from lab4.evaluate import validate
 from lab4.io import atomic_path
 from lab4.predict import generation_label_norm, load_trained
-from lab4.run import RunPaths
-from lab4.stats import format_mean_std, summarise
-from lab4.zsampling import load_videos
+from lab4.report.stats import format_mean_std, summarise
+from lab4.report.zsampling import load_videos
+from lab4.runs import RunPaths
+from lab4.runs.checkpoint import committed
 
 OUT_CSV = "label_norm.csv"  # inside the run folder
 

@@ -10,10 +10,10 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from lab4.scrubber import difference_image
-from lab4.stats import summarise
-from lab4.figures.style import (BASELINE_LABEL, BASELINE_STYLE, LEGEND_INSIDE_MAX, _colors, empty_figure, _epoch_axis,
-                                _mean_band, _run_legend, _seed_label, _stacked_metrics)
+from lab4.report.figures.style import (BASELINE_LABEL, BASELINE_STYLE, LEGEND_INSIDE_MAX, _colors, _epoch_axis,
+                                       _mean_band, _run_legend, _seed_label, _stacked_metrics, empty_figure)
+from lab4.report.scrubber import difference_image
+from lab4.report.stats import summarise
 
 
 def fig_psnr_per_frame(frames: pd.DataFrame, labels: Mapping[str, str] | None = None,

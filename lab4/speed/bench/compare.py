@@ -1,6 +1,6 @@
 """The training half of `lab4 bench`, and the run that puts both halves together.
 
-The naive loop (lab4.bench.naive) and each variant of the project's step run on the same
+The naive loop (lab4.speed.bench.naive) and each variant of the project's step run on the same
 inputs from the same weights; `time_alternating` takes the steps to time as arguments.
 """
 
@@ -17,15 +17,15 @@ from typing import Any, Callable
 
 import torch
 
-from lab4.bench.measure import (FRAME_H, FRAME_W, PROBE_BATCH, PROBE_CHANNELS, PROBE_KERNEL, PeakMemory,
-                                allocator_in_use, convolution_share, counted_gflop, device_name,
-                                peak_rss_lifetime_mb, probe_gflops, rotated, saved_activation_bytes, summary,
-                                sync)
-from lab4.bench.naive import naive_clip_loss, naive_train_step
-from lab4.bench.rollouts import bench_rollouts
 from lab4.config import Config, make_config
 from lab4.device import autocast, autocast_dtype
 from lab4.model import VideoCVAE
+from lab4.speed.bench.measure import (FRAME_H, FRAME_W, PROBE_BATCH, PROBE_CHANNELS, PROBE_KERNEL, PeakMemory,
+                                      allocator_in_use, convolution_share, counted_gflop, device_name,
+                                      peak_rss_lifetime_mb, probe_gflops, rotated, saved_activation_bytes, summary,
+                                      sync)
+from lab4.speed.bench.naive import naive_clip_loss, naive_train_step
+from lab4.speed.bench.rollouts import bench_rollouts
 from lab4.step import ClipLossModule, clip_loss, train_step
 from lab4.train import build_model, build_optimizer
 

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from lab4.commands import LAZY_COMMANDS
-from lab4.gpucheck.report import headline, markdown
+from lab4.speed.gpucheck.report import headline, markdown
 
 SECTIONS = ("peak", "data", "bench", "train-lab", "train-best-lab", "amp", "bench-batches",
             "train-lab-large-batch", "ddp", "compile")
@@ -165,7 +165,7 @@ def run_section(name: str, plan: dict[str, Any], timeout: float, out: Path) -> d
     start = time.monotonic()
     with open(out / "logs" / f"{name}.log", "w") as log_file:
         # Its own session, so that a timeout ends its children too (torchrun's ranks, data workers).
-        proc = subprocess.Popen([sys.executable, "-m", "lab4.gpucheck", "--child", str(spec), str(result_path)],
+        proc = subprocess.Popen([sys.executable, "-m", "lab4.speed.gpucheck", "--child", str(spec), str(result_path)],
                                 stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             code = proc.wait(timeout=timeout)

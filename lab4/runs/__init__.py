@@ -1,4 +1,7 @@
-"""The layout of a run folder, shared by the trainer, the CLI, the sweep and the analysis.
+"""Run folders: their layout and the rule that keeps them true (here, read by the trainer, the CLI, the
+sweep and the analysis); checkpoint: what an epoch's commit holds, written and read back; rules: whether
+a folder's run is the run a config would make, what a start does with it, and the folder's lock;
+results: run and sweep folders read back as pandas tables.
 
 runs/<name>/
     config.json            every knob of the run (data_root absolute, so it resumes from any folder)
@@ -46,7 +49,7 @@ ITER_COLUMNS = ["epoch", "iteration", "loss", "mse", "kl", "beta", "teacher_forc
 VAL_COLUMNS = ["epoch", "frame", "psnr", "baseline_psnr", "ssim", "baseline_ssim"]
 
 # What a start does with a folder that already holds a run (the training notebook's
-# `existing`, `train --existing`; lab4.rundir.how_to_start applies it):
+# `existing`, `train --existing`; lab4.runs.rules.how_to_start applies it):
 #   "resume"  keep a finished run of the same config as it is, continue an interrupted one, refuse a run
 #             of other settings (nothing is overwritten by accident);
 #   "restart" start over;
@@ -54,7 +57,7 @@ VAL_COLUMNS = ["epoch", "frame", "psnr", "baseline_psnr", "ssim", "baseline_ssim
 EXISTING_MODES = ("resume", "restart", "error")
 
 
-# A sweep's folder (lab4.sweep writes it, lab4.results reads it): runs/<sweep>/ holds one run
+# A sweep's folder (lab4.sweep writes it, lab4.runs.results reads it): runs/<sweep>/ holds one run
 # folder per run of its plan, and these files.
 SWEEP_FILE = "sweep.json"          # runs/<sweep>/: the plan and how it was run, written when the sweep starts
 SUMMARY_FILE = "summary.csv"       # runs/<sweep>/: one row per run, written when the sweep ends

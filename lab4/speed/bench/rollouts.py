@@ -8,11 +8,11 @@ from typing import Any, Callable
 
 import torch
 
-from lab4.bench.measure import (CONV_PROFILE_FRAMES, FRAME_H, FRAME_W, PeakMemory, convolution_share,
-                                counted_gflop, rotated, summary, sync)
-from lab4.bench.naive import naive_rollout
 from lab4.model import VideoCVAE
 from lab4.rollout import rollout
+from lab4.speed.bench.measure import (CONV_PROFILE_FRAMES, FRAME_H, FRAME_W, PeakMemory, convolution_share,
+                                      counted_gflop, rotated, summary, sync)
+from lab4.speed.bench.naive import naive_rollout
 
 
 def bench_rollouts(args: argparse.Namespace, device: torch.device, naive_model: VideoCVAE,

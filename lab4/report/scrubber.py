@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 if TYPE_CHECKING:
-    from lab4.results import RunData, Rollout
+    from lab4.runs.results import RunData, Rollout
 
 PANEL_TITLES = ("pose label", "ground truth", "prediction", "|difference|")
 GAP = 4             # pixels of white between panels (after enlarging)

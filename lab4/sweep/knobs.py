@@ -1,5 +1,5 @@
 """A run's settings as the training notebook names them, and in words: shared by the notebook
-(through lab4.experiment), the sweep and the report, without loading torch."""
+(through lab4.sweep.experiment), the sweep and the report, without loading torch."""
 
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
-"""The rules of a run folder (its layout is lab4.run's), in one place: whether a saved run is
+"""The rules of a run folder (its layout is lab4.runs's), in one place: whether a saved run is
 the run a config would make (`run_differences`), what a folder holds compared with a config (new,
 an interrupted run to resume, a finished one, a run of other settings: `folder_state`), what a
 start does with it (`how_to_start`, the `existing` modes), the checks `train` makes before its
 first step and what it does to the folder then, the config `train --resume` continues with, and
-the folder's lock. The trainer (lab4.train), the notebook's `run_training` (lab4.experiment),
+the folder's lock. The trainer (lab4.train), the notebook's `run_training` (lab4.sweep.experiment),
 the CLI (and so `make train`) and the sweep go through these functions."""
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from lab4 import data as lab4_data
-from lab4.checkpoint import committed, finished, restore
 from lab4.config import Config, config_changes, from_dict, make_config
 from lab4.io import FolderLock, remove_stale_temps
-from lab4.run import EXISTING_MODES, RunPaths
+from lab4.runs import EXISTING_MODES, RunPaths
+from lab4.runs.checkpoint import committed, finished, restore
 from lab4.workspace import resolve
 
 
@@ -100,7 +100,7 @@ def saved_config(paths: RunPaths) -> dict[str, Any] | None:
 
 def folder_state(run_dir: Path, cfg: Config) -> FolderState:
     """The one rule for a run folder: the run's own config (`saved_config`) against `cfg`, and
-    whether the run finished (lab4.run's rule) or can go on from its last commit."""
+    whether the run finished (lab4.runs's rule) or can go on from its last commit."""
     paths = RunPaths(Path(run_dir))
     try:
         saved = saved_config(paths)
@@ -141,7 +141,7 @@ def prepare_run_dir(run_dir: Path, cfg: Config, resume: bool, force: bool, write
     With --resume the run's own commit (last.pt) is the reference: `cfg` must equal the config
     inside it, and config.json must too; only data_root may differ, when the new folder holds the
     same layout and frame counts. With write=True (rank 0, holding the folder's lock) the folder is
-    then made to agree with last.pt (see lab4.run); write=False only checks (the other ranks of a
+    then made to agree with last.pt (see lab4.runs); write=False only checks (the other ranks of a
     distributed run, and the checks before the lock)."""
     paths = RunPaths(Path(run_dir))
     if resume:

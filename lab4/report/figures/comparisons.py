@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from lab4.stats import summarise
-from lab4.figures.style import BASELINE_LABEL, BASELINE_STYLE, _colors, empty_figure, _label
-from lab4.tables import TABLE_COLUMNS
+from lab4.report.figures.style import BASELINE_LABEL, BASELINE_STYLE, _colors, empty_figure, _label
+from lab4.report.stats import summarise
+from lab4.report.tables import TABLE_COLUMNS
 
 
 def _cell_text(row: pd.Series, col: str, wrap: int) -> str:
@@ -127,7 +127,7 @@ def fig_training_strategies(per_seed: pd.DataFrame, reference: str, labels: Mapp
 def fig_z_strategies(per_frame: pd.DataFrame, title: str | None = None) -> Figure:
     """z strategies of one model: mean PSNR (and SSIM) per strategy beside the baseline's,
     the ORACLE hatched and labelled, and PSNR per frame of each. per_frame: the rows of
-    `lab4.zsampling.compare_z_strategies` (strategy, sequence, frame, psnr, baseline_psnr,
+    `lab4.report.zsampling.compare_z_strategies` (strategy, sequence, frame, psnr, baseline_psnr,
     ssim, baseline_ssim)."""
     title = title or "z at generation: strategies compared on one model"
     if per_frame.empty:

@@ -29,11 +29,11 @@ two together (`python -m lab4 data-stats ROOT` prints them for any dataset in th
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
-from lab4 import pose
+from lab4.synth import pose
 
 # Real footage of the Lab 4 kind at 64 x 32 (one performer, one studio, labels on white).
 REAL_FOOTAGE = {
@@ -93,9 +93,6 @@ class FootageStats:
     turned_away_share: float
     background_range: float
     corners_minus_centre: float
-
-    def as_dict(self) -> dict[str, float | bool]:
-        return asdict(self)
 
 
 def _as_float(images: np.ndarray) -> np.ndarray:

@@ -17,7 +17,7 @@ runs/pace):
   how the footage's 300-update figure was measured.
 Validation uses the project's default label normalisation (config `label_norm`, not pinned here);
 the table says which. A run that finished with the same settings is kept, an interrupted one goes
-on from its last checkpoint (the `resume` mode of lab4.run.EXISTING_MODES), so a rerun only trains
+on from its last checkpoint (the `resume` mode of lab4.runs.EXISTING_MODES), so a rerun only trains
 what is missing.
 """
 
@@ -34,8 +34,8 @@ import numpy as np
 from lab4.commands import LAZY_COMMANDS
 from lab4.config import Config, from_dict, parse_overrides
 from lab4.data import check_layout
-from lab4.results import RunData
-from lab4.rundir import how_to_start
+from lab4.runs.results import RunData
+from lab4.runs.rules import how_to_start
 from lab4.train import train
 
 # The reference recipe: every field in which `quick` (config.PROFILES["quick"] over Config's
@@ -210,7 +210,7 @@ def format_pace(found: list[Gain], data_root: Path, seeds: list[int], cfg: Confi
         rows.append((label, gain_text(values), footage_text(updates, short)))
     header = ("updates", "this data: mean ± sd over seeds (each seed)", "real footage")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(2)]
-    lines = ["val PSNR gain over repeat-first-frame after N updates of the reference recipe (lab4.pace.RECIPE)",
+    lines = ["val PSNR gain over repeat-first-frame after N updates of the reference recipe (lab4.synth.pace.RECIPE)",
              f"on {data_root}, seeds {', '.join(map(str, seeds))}, validated with label_norm={cfg.label_norm} "
              f"(the footage's figures: frame)"]
     lines += [f"{a:>{widths[0]}}  {b:<{widths[1]}}  {c}".rstrip() for a, b, c in [header, *rows]]
@@ -227,8 +227,8 @@ def cmd_pace(args: argparse.Namespace) -> int:
     runs = plan_runs(data_root, seeds, Path(args.out), overrides)
     changed = sorted(name for name in overrides if name not in RUNNING_FIELDS)
     if changed:
-        print(f"note: --set {', '.join(changed)}: not the reference recipe as pinned (lab4.pace.RECIPE), so these "
-              "gains are not the yardstick's", flush=True)
+        print(f"note: --set {', '.join(changed)}: not the reference recipe as pinned (lab4.synth.pace.RECIPE), so "
+              "these gains are not the yardstick's", flush=True)
     train_runs(runs, force=args.force, progress=not args.quiet)
     print()
     print(format_pace(gains(runs), data_root, seeds, runs[0].cfg))

@@ -2,7 +2,7 @@
 
 The notebook's parameters cell names the run and its knobs; everything it does is a call
 into this module: `build_config` -> `run_training` -> `run_test`, then a few plots from
-`lab4.figures`. Keeping the logic here keeps the notebook thin and the logic tested.
+`lab4.report.figures`. Keeping the logic here keeps the notebook thin and the logic tested.
 """
 
 from __future__ import annotations
@@ -15,17 +15,17 @@ from typing import Any
 
 import lab4.train
 from lab4.config import Config
-# The notebook calls these through this module; they live where the sweep and report share them.
-from lab4.knobs import NOTEBOOK_KNOBS, build_config, describe_ablation, describe_config  # noqa: F401
 from lab4.predict import predict_test
-from lab4.results import RunData
-from lab4.rundir import how_to_start
+from lab4.runs.results import RunData
+from lab4.runs.rules import how_to_start
+# The notebook calls these through this module; they live where the sweep shares them.
+from lab4.sweep.knobs import NOTEBOOK_KNOBS, build_config, describe_ablation, describe_config  # noqa: F401
 from lab4.workspace import display_path, resolve, workspace_root  # noqa: F401
 
 
 def run_training(cfg: Config, run_dir: str | os.PathLike, existing: str = "resume", progress: bool = True) -> RunData:
     """Train `cfg` into run_dir and return the run folder's data. existing: what to do when run_dir
-    already holds a run (lab4.rundir.EXISTING_MODES): "resume" (default) keeps a finished run of the
+    already holds a run (lab4.runs.EXISTING_MODES): "resume" (default) keeps a finished run of the
     same config as it is, continues an interrupted one and refuses a run of other settings;
     "restart" starts over; "error" refuses."""
     root = Path(run_dir)

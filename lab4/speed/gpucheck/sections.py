@@ -1,4 +1,4 @@
-"""The sections of `lab4 gpucheck`, each run in a process of its own (lab4.gpucheck.__main__).
+"""The sections of `lab4 gpucheck`, each run in a process of its own (lab4.speed.gpucheck.__main__).
 
 Each `section_NAME(plan, rec)` saves its numbers with `rec.save(...)` as it goes, so that a
 section stopped at its time limit still leaves what it measured.
@@ -20,13 +20,13 @@ from typing import Any
 import torch
 
 from lab4 import data as lab4_data
-from lab4.bench import add_commands as add_bench_commands
-from lab4.bench import format_table, run_bench
-from lab4.bench.compare import Variant
-from lab4.bench.measure import device_name, matmul_tflops, probe_gflops
 from lab4.config import PROFILES, make_config
 from lab4.device import autocast_dtype
-from lab4.gpucheck.recorder import OPTIONAL_PACKAGES, Recorder
+from lab4.speed.bench import add_commands as add_bench_commands
+from lab4.speed.bench import format_table, run_bench
+from lab4.speed.bench.compare import Variant
+from lab4.speed.bench.measure import device_name, matmul_tflops, probe_gflops
+from lab4.speed.gpucheck.recorder import OPTIONAL_PACKAGES, Recorder
 from lab4.synth import generate_dataset
 from lab4.train import train
 

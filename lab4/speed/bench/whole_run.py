@@ -9,8 +9,8 @@ from typing import Any, Callable
 
 import torch
 
-from lab4.bench.naive import naive_rollouts, naive_train_step_as_trainer
 from lab4.config import make_config
+from lab4.speed.bench.naive import naive_rollouts, naive_train_step_as_trainer
 
 
 def whole_runs(args: argparse.Namespace, log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -24,9 +24,9 @@ def whole_runs(args: argparse.Namespace, log: Callable[[str], None] = print) -> 
     import tempfile
     from unittest import mock
 
-    # Here, not at the top: lab4.experiment reads runs back with pandas, which the rest of the bench
-    # and the GPU check (lab4.gpucheck) run without.
-    from lab4.experiment import run_test, run_training
+    # Here, not at the top: lab4.sweep.experiment reads runs back with pandas, which the rest of the bench
+    # and the GPU check (lab4.speed.gpucheck) run without.
+    from lab4.sweep.experiment import run_test, run_training
 
     overrides: dict[str, Any] = {"device": args.device, "precision": "fp32"}
     if args.whole_run_epochs:
