@@ -75,6 +75,11 @@ LABEL_NORM_MEANING = {
     "precise": "the label BatchNorm's population statistics over the training labels",
 }
 
+def validation_seed(seed: int, epoch: int) -> int:
+    """The seed of the z draws of the validation after `epoch` epochs (counted from 1) of a run seeded `seed`."""
+    return seed + 1000 * (epoch - 1)
+
+
 # Training labels per forward pass when recomputing the label statistics: bounds the memory.
 PRECISE_BATCH = 512
 

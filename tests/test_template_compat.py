@@ -22,7 +22,7 @@ from lab4.data import load_test
 from lab4.device import to_float_images
 from lab4.layers import LEGACY_BLOCK_KEYS
 from lab4.model import VideoCVAE
-from lab4.predict import load_trained
+from lab4.predict import load_trained, run_config
 from lab4.rollout import rollout
 from lab4.train import train
 
@@ -279,8 +279,7 @@ def test_lab4_predict_gives_the_frames_of_the_templates_tester(template_run, tin
     """A trained run's `lab4 predict` (label_norm frame, the default) and its `lab4 export`ed checkpoint
     run through Tester.py's loop give the same frames, for either output, z = 0 and sampled z alike."""
     template, printed = exported_template(template_run, tmp_path / "lab4.ckpt", capsys)
-    cfg = make_config("smoke", {"output": template_run.name.split("-")[1]})
-    sigmoid = cfg.output == "sigmoid"
+    sigmoid = run_config(template_run).output == "sigmoid"
     assert ("torch.sigmoid" in printed) == sigmoid and "clamp each generated frame" in printed
     assert "label_norm='frame'" in printed and "the same frames" in printed
 
@@ -317,7 +316,7 @@ def test_a_template_checkpoint_predicts_through_lab4_predict(template_run, tiny_
     """A checkpoint as the template's Trainer saves it, in a folder without config.json, sized by
     --profile/--set: `lab4 predict` gives the Tester's frames."""
     template, _ = exported_template(template_run, tmp_path / "lab4.ckpt", capsys)
-    output = template_run.name.split("-")[1]
+    output = run_config(template_run).output
     ckpt = tmp_path / "epoch=3.ckpt"
     # As the template's Trainer.save writes it (its "optimizer" key holds the weights again).
     torch.save({"state_dict": template.state_dict(), "optimizer": template.state_dict(), "lr": 1e-3, "tfr": 1.0,

@@ -19,7 +19,7 @@ import pandas as pd
 from lab4.commands import LAZY_COMMANDS
 from lab4.config import CHOICES
 from lab4.device import autocast_dtype
-from lab4.evaluate import validate
+from lab4.evaluate import validate, validation_seed
 from lab4.io import atomic_path
 from lab4.predict import generation_label_norm, load_trained
 from lab4.report.stats import format_mean_std, summarise
@@ -47,15 +47,18 @@ def compare_label_norms(run_dir: Path, epochs: list[int] | None = None, data_roo
     """One row per (epoch, choice): val PSNR and SSIM and the baseline's, as `train` would have logged them."""
     paths = RunPaths(Path(run_dir))
     rows = []
+    videos = None
     for epoch in epochs or kept_epochs(paths):
+        model, cfg, at = load_trained(paths.root, str(epoch))
+        device = next(model.parameters()).device
+        videos = videos or load_videos(cfg, "val", device, data_root)
+        saved = {k: v.clone() for k, v in model.label_transformation.state_dict().items()}
         for choice in choices:
-            # Loaded again for each choice: "precise" rewrites the BatchNorm's running buffers.
-            model, cfg, at = load_trained(paths.root, str(epoch))
-            device = next(model.parameters()).device
-            frames, labels = load_videos(cfg, "val", device, data_root)
+            # "precise" rewrites the BatchNorm's running buffers: every choice starts from the checkpoint's.
+            model.label_transformation.load_state_dict(saved)
             label_norm = generation_label_norm(model, cfg, choice, data_root)
             # train's validation seed for that epoch, so "frame" and "running" repeat what it logged.
-            result = validate(model, frames, labels, cfg.val_z, seed=cfg.seed + 1000 * (at - 1),
+            result = validate(model, *videos, cfg.val_z, seed=validation_seed(cfg.seed, at),
                               dtype=autocast_dtype(cfg, device), label_norm=label_norm)
             rows.append({"epoch": at, "label_norm": choice, "val_psnr": result.mean_psnr,
                          "baseline_psnr": result.mean_baseline_psnr, "val_ssim": result.mean_ssim,
