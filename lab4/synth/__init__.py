@@ -14,7 +14,10 @@ How a video is made: a choreography (a sequence of dance moves with cross-faded 
 angles, a tempo and an amplitude) drives a 3-D stick figure built from body
 proportions; its 18 OpenPose keypoints, projected to the image, give both the label
 (``lab4.synth.pose.draw_skeleton``) and the rendered body (filled limbs drawn 8x larger and
-box-filtered down), composited over a studio background that is computed once per video.
+box-filtered down), composited over a studio background that is computed once per video. In the
+`studio` style the labels show the keypoints as a pose estimator reports them (``estimator``:
+jitter, limbs missing for a few frames, left-right swaps) and the studio has a textured wall and
+floor with sharp-edged fittings: what makes real footage slower to learn (``pace``).
 
 Every video draws from its own random stream, derived from (seed, split, video index),
 so the output is byte-identical however many worker processes share the work, and the
@@ -24,7 +27,7 @@ choreographies that differ from every training video's.
 The modules, in the order a video is made: ``sizes`` (frame geometry, dataset sizes and
 styles), ``streams`` (the random streams), ``look`` (the dancer's appearance and the studio
 background), ``choreography`` (moves as joint angles over time), ``body`` (the 3-D figure
-and its keypoints), ``render`` (one frame's pixels), ``video`` (a planned video) and
+and its keypoints), ``estimator`` (the labels' errors), ``render`` (one frame's pixels), ``video`` (a planned video) and
 ``generate`` (jobs, workers and the manifest on disk). Beside them: ``pose`` (OpenPose keypoints and
 the skeleton the labels show), ``footage`` (`python -m lab4 data-stats`: a dataset's look measured as
 the real footage's is) and ``pace`` (`python -m lab4 pace`: how fast a dataset is learned, beside the

@@ -24,7 +24,9 @@ two together (`python -m lab4 data-stats ROOT` prints them for any dataset in th
   both over the first TRAVEL_FRAMES training frames;
 - the light: the brightness range of the empty studio (the per-pixel 90th percentile over the
   training frames, which the dark-clad performer's pixels do not reach) and its corners'
-  brightness against its centre's.
+  brightness against its centre's;
+- the studio's fine structure: the sd, in grey levels, of the empty studio (the median frame) less
+  its own 3 x 3 local mean: the texture and sharp edges a model must carry from frame to frame.
 """
 
 from __future__ import annotations
@@ -93,6 +95,7 @@ class FootageStats:
     turned_away_share: float
     background_range: float
     corners_minus_centre: float
+    background_detail: float            # grey levels
 
 
 def _as_float(images: np.ndarray) -> np.ndarray:
@@ -221,6 +224,15 @@ def background_light(frames: np.ndarray) -> tuple[float, float]:
     return float(high - low), float(corners - centre)
 
 
+def fine_structure(image: np.ndarray) -> float:
+    """The sd, in grey levels, of `image` (H, W, 3) in [0, 1] less its 3 x 3 local mean (edges
+    replicated): what a smooth studio lacks and a textured one carries."""
+    padded = np.pad(image, ((1, 1), (1, 1), (0, 0)), mode="edge")
+    h, w = image.shape[:2]
+    local = np.mean([padded[dy:dy + h, dx:dx + w] for dy in range(3) for dx in range(3)], axis=0)
+    return float((image - local).std() * 255.0)
+
+
 def measure(train_frames: np.ndarray, val_frames: np.ndarray, labels: np.ndarray,
             train_labels: np.ndarray) -> FootageStats:
     """The statistics above: the background from `train_frames`, motion and baseline on the
@@ -249,7 +261,8 @@ def measure(train_frames: np.ndarray, val_frames: np.ndarray, labels: np.ndarray
         label_ink_shift=ink_shift(train_ink, val_ink), label_ink_spread=ink_spread(val_ink),
         foreground_share=share, foreground_rows=rows, consecutive_psnr=float(np.mean(steps)),
         first_frame_psnr=first, consecutive_psnr_range=float(high - low), horizontal_travel=travel,
-        turned_away_share=away, background_range=light_range, corners_minus_centre=corners)
+        turned_away_share=away, background_range=light_range, corners_minus_centre=corners,
+        background_detail=fine_structure(background))
 
 
 # Measures that this project has no figure of the real footage for (the footage is not shipped).
@@ -287,6 +300,7 @@ def format_stats(stats: FootageStats) -> str:
         ("frames side-on or from the back", f"{stats.turned_away_share:.0%}", NOT_MEASURED),
         ("background brightness, 5-95 %", f"{stats.background_range:.2f}", NOT_MEASURED),
         ("background corners minus centre", f"{stats.corners_minus_centre:+.2f}", NOT_MEASURED),
+        ("background fine structure (sd less 3x3 mean)", f"{stats.background_detail:.1f} grey", NOT_MEASURED),
     ]
     width = max(len(r[0]) for r in rows)
     lines = [f"{'':{width}}  {'this data':>10}  real footage"]

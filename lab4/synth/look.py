@@ -99,6 +99,12 @@ class Appearance:
     top_band: float = 0.0
     cast_shadow: float = 0.0
     cast_offset: float = 0.0
+    # The studio's fine structure, which a model must carry from frame to frame where a smooth wall
+    # asks nothing of it: the wall's and floor's texture (sd in grey levels, a 1/f spectrum) and
+    # sharp-edged fittings on the wall (sockets, panels, a door frame), drawn from texture_seed.
+    texture: float = 0.0
+    fixtures: int = 0
+    texture_seed: int = 0
 
 
 def sample_appearance(seed: int, split: str, index: int) -> Appearance:
@@ -191,12 +197,62 @@ def studio_appearance(seed: int) -> Appearance:
         top_band=float(rng.uniform(40, 50)),
         cast_shadow=0.2,
         cast_offset=float(rng.choice((-1.0, 1.0)) * rng.uniform(0.25, 0.35)),
+        texture=STUDIO_STRUCTURE.texture,
+        fixtures=STUDIO_STRUCTURE.fixtures,
+        texture_seed=int(rng.integers(2**31)),
     )
+
+
+@dataclass(frozen=True)
+class StudioStructure:
+    """How much fine structure the studio style's wall and floor carry (see Appearance.texture)."""
+
+    texture: float = 0.0
+    fixtures: int = 0
+
+
+# Chosen by what it does to the learning pace (docs/results.md, `python -m lab4 pace`): with the
+# pose estimator's errors (lab4.synth.estimator.STUDIO_ERRORS), the default data is learned at about
+# the real footage's pace.
+STUDIO_STRUCTURE = StudioStructure(texture=16.0, fixtures=16)
 
 
 def _box_down(image: np.ndarray, factor: int) -> np.ndarray:
     h, w = image.shape[0] // factor, image.shape[1] // factor
     return image.reshape(h, factor, w, factor, -1).mean(axis=(1, 3))
+
+
+def _pink_noise(rng: np.random.Generator, shape: tuple[int, int], stretch: float = 1.0) -> np.ndarray:
+    """Noise of unit sd with a 1/f amplitude spectrum (fine grain and broad blotches alike), its
+    features `stretch` times longer across than down."""
+    fy = np.fft.fftfreq(shape[0])[:, None]
+    fx = np.fft.rfftfreq(shape[1])[None, :] * stretch
+    radius = np.hypot(fy, fx)
+    spectrum = np.where(radius > 0, 1.0 / np.maximum(radius, 1e-9), 0.0)
+    noise = np.fft.irfft2(np.fft.rfft2(rng.normal(size=shape)) * spectrum, s=shape)
+    return noise / noise.std()
+
+
+def _structure(app: Appearance, y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """(H*s, W*s) grey levels added to the studio: texture and fittings (Appearance.texture, .fixtures)."""
+    rng = np.random.default_rng(app.texture_seed)
+    shape = (y.shape[0], x.shape[1])
+    on_wall = (y < app.horizon)[:, :, 0]
+    # The floor's boards run across the frame: its grain is longer across than down.
+    grain = np.where(on_wall, _pink_noise(rng, shape), _pink_noise(rng, shape, stretch=4.0))
+    structure = app.texture * grain
+    yy, xx = y[:, :, 0], x[:, :, 0]
+    for _ in range(app.fixtures):
+        # A sharp-edged fitting on the wall, lighter or darker than it; about one in three a tall
+        # one (a door frame, a panel's edge) reaching the skirting.
+        width = rng.uniform(0.02, 0.12)
+        tall = rng.random() < 0.35
+        top = rng.uniform(0.05, 0.5)
+        bottom = app.horizon if tall else top + rng.uniform(0.03, 0.12)
+        left = rng.uniform(0.0, 2.0 - width)
+        inside = (yy >= top) & (yy < bottom) & (xx >= left) & (xx < left + width) & on_wall
+        structure = structure + np.where(inside, rng.choice((-1.0, 1.0)) * rng.uniform(8.0, 30.0), 0.0)
+    return structure
 
 
 def render_background(app: Appearance) -> np.ndarray:
@@ -223,6 +279,8 @@ def render_background(app: Appearance) -> np.ndarray:
     if app.top_band:
         wall = wall + app.top_band * np.exp(-((y / 0.1) ** 2)) * tint
     image = np.where(y < app.horizon, wall, floor)
+    if app.texture or app.fixtures:
+        image = image + _structure(app, y, x)[..., None] * tint
     # A skirting board: a soft dark line where the wall meets the floor.
     image = image * (1.0 - 0.1 * np.exp(-(((y - app.horizon) * FRAME_H / 0.6) ** 2)))
     # Lens vignetting, so corners are a little darker than the centre, as in real footage.

@@ -11,6 +11,7 @@ STUDIO_STREAM = 3  # in place of a split: the one performer and studio of a `stu
 # Purposes: what a video's stream draws.
 APPEARANCE_STREAM = 0
 CHOREOGRAPHY_STREAM = 1
+LABEL_STREAM = 2  # the pose estimator's errors in the labels
 
 
 def stream(seed: int, split: str, index: int, purpose: int) -> np.random.Generator:

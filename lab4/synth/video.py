@@ -7,13 +7,13 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from lab4.synth import pose
+from lab4.synth import estimator, pose
 from lab4.synth.body import Figure, build_figure
 from lab4.synth.choreography import STAGES, Move, Style, evaluate_choreography, plan_choreography, sample_style
 from lab4.synth.look import Appearance, render_background, sample_appearance, studio_appearance
 from lab4.synth.render import composite
 from lab4.synth.sizes import FPS, FRAME_H, FRAME_W, check_style
-from lab4.synth.streams import CHOREOGRAPHY_STREAM, stream
+from lab4.synth.streams import CHOREOGRAPHY_STREAM, LABEL_STREAM, stream
 
 LABEL_SUPERSAMPLE = 8  # labels are drawn this many times larger, then box-filtered (the variety style)
 
@@ -28,6 +28,7 @@ class Video:
     figure: Figure
     background: np.ndarray  # float32 (H, W, 3)
     style_name: str = "variety"
+    label_keypoints: np.ndarray | None = None  # (n, 18, 2) what the labels show; None: the figure's own
 
     def __len__(self) -> int:
         return len(self.figure.yaw)
@@ -39,7 +40,8 @@ class Video:
     def label(self, i: int) -> Image.Image:
         """The pose label of frame i, as OpenPose would draw it (on white at the footage's size for `studio`)."""
         if self.style_name == "studio":
-            return pose.draw_footage_label(self.figure.keypoints[i], (FRAME_W, FRAME_H))
+            points = self.figure.keypoints if self.label_keypoints is None else self.label_keypoints
+            return pose.draw_footage_label(points[i], (FRAME_W, FRAME_H))
         return pose.draw_skeleton(self.figure.keypoints[i], (FRAME_W, FRAME_H), supersample=LABEL_SUPERSAMPLE)
 
 
@@ -58,7 +60,11 @@ def plan_video(seed: int, split: str, index: int, n_frames: int, style: str = "v
     beats = dance.first_beat + np.arange(n_frames) / FPS * dance.bpm / 60.0
     moves = plan_choreography(rng, dance, float(beats[-1]) if n_frames else 0.0, units_per_width, stage)
     params = evaluate_choreography(moves, beats, units_per_width)
-    return Video(app, dance, moves, build_figure(params, app), render_background(app), style)
+    figure = build_figure(params, app)
+    # The studio's labels are an estimator's, with its errors; the variety style keeps perfect ones.
+    found = (estimator.estimate(figure.keypoints, stream(seed, split, index, LABEL_STREAM), estimator.STUDIO_ERRORS)
+             if style == "studio" else None)
+    return Video(app, dance, moves, figure, render_background(app), style, found)
 
 
 def render_video(seed: int, split: str, index: int, n_frames: int,
