@@ -100,8 +100,9 @@ class Appearance:
     cast_shadow: float = 0.0
     cast_offset: float = 0.0
     # The studio's fine structure, which a model must carry from frame to frame where a smooth wall
-    # asks nothing of it: the wall's and floor's texture (sd in grey levels, a 1/f spectrum) and
-    # sharp-edged fittings on the wall (sockets, panels, a door frame), drawn from texture_seed.
+    # asks nothing of it: the wall's and floor's texture (sd in grey levels before the box filter, a
+    # 1/f spectrum) and sharp-edged fittings on the wall (sockets, panels, a door frame), drawn
+    # from texture_seed.
     texture: float = 0.0
     fixtures: int = 0
     texture_seed: int = 0
