@@ -251,7 +251,7 @@ def _structure(app: Appearance, y: np.ndarray, x: np.ndarray) -> np.ndarray:
         top = rng.uniform(0.05, 0.5)
         bottom = app.horizon if tall else top + rng.uniform(0.03, 0.12)
         left = rng.uniform(0.0, 2.0 - width)
-        inside = (yy >= top) & (yy < bottom) & (xx >= left) & (xx < left + width) & on_wall
+        inside = (yy >= top) & (yy < bottom) & (xx >= left) & (xx < left + width)
         structure = structure + np.where(inside, rng.choice((-1.0, 1.0)) * rng.uniform(8.0, 30.0), 0.0)
     return structure
 
