@@ -419,14 +419,14 @@ def test_studio_labels_carry_the_errors_and_frames_the_true_figure(monkeypatch: 
 def test_studio_structure_is_texture_and_sharp_fittings_on_the_wall() -> None:
     from dataclasses import replace
 
-    from lab4.synth.look import render_background, studio_appearance
+    from lab4.synth.look import StudioStructure, render_background, studio_appearance
 
-    smooth = replace(studio_appearance(0), texture=0.0, fixtures=0)
-    detail = {(t, f): footage.fine_structure(render_background(replace(smooth, texture=t, fixtures=f)) / 255)
+    smooth = replace(studio_appearance(0), structure=StudioStructure())
+    detail = {(t, f): footage.fine_structure(render_background(replace(smooth, structure=StudioStructure(t, f))) / 255)
               for t, f in ((0.0, 0), (8.0, 0), (0.0, 10), (8.0, 10))}
     assert min(detail[(8.0, 0)], detail[(0.0, 10)]) > detail[(0.0, 0)] + 0.4, detail
     assert detail[(8.0, 10)] > max(detail[(8.0, 0)], detail[(0.0, 10)]), detail
-    fitted = render_background(replace(smooth, fixtures=10)) - render_background(smooth)
+    fitted = render_background(replace(smooth, structure=StudioStructure(fixtures=10))) - render_background(smooth)
     # Fittings are on the wall only, with edges as sharp as a pixel allows.
     assert np.abs(fitted[int(smooth.horizon * 32) + 1:]).max() < 1e-3
     assert np.abs(np.diff(fitted.mean(axis=-1), axis=1)).max() > 8.0

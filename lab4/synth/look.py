@@ -67,6 +67,23 @@ class Light:
 
 
 @dataclass(frozen=True)
+class StudioStructure:
+    """The studio's fine structure, which a model must carry from frame to frame where a smooth wall
+    asks nothing of it: the wall's and floor's texture (`texture`: its sd in grey levels before the
+    box filter, a 1/f spectrum) and `fixtures` sharp-edged fittings on the wall (sockets, panels, a
+    door frame)."""
+
+    texture: float = 0.0
+    fixtures: int = 0
+
+
+# Chosen by what it does to the learning pace (docs/results.md, `python -m lab4 pace`): with the
+# pose estimator's errors (lab4.synth.estimator.STUDIO_ERRORS), the default data is learned at about
+# the real footage's pace.
+STUDIO_STRUCTURE = StudioStructure(texture=16.0, fixtures=16)
+
+
+@dataclass(frozen=True)
 class Appearance:
     """Everything about one video that does not move: the dancer's look and the studio."""
 
@@ -99,13 +116,8 @@ class Appearance:
     top_band: float = 0.0
     cast_shadow: float = 0.0
     cast_offset: float = 0.0
-    # The studio's fine structure, which a model must carry from frame to frame where a smooth wall
-    # asks nothing of it: the wall's and floor's texture (sd in grey levels before the box filter, a
-    # 1/f spectrum) and sharp-edged fittings on the wall (sockets, panels, a door frame), drawn
-    # from texture_seed.
-    texture: float = 0.0
-    fixtures: int = 0
-    texture_seed: int = 0
+    structure: StudioStructure = StudioStructure()
+    texture_seed: int = 0  # draws the structure
 
 
 def sample_appearance(seed: int, split: str, index: int) -> Appearance:
@@ -198,24 +210,10 @@ def studio_appearance(seed: int) -> Appearance:
         top_band=float(rng.uniform(40, 50)),
         cast_shadow=0.2,
         cast_offset=float(rng.choice((-1.0, 1.0)) * rng.uniform(0.25, 0.35)),
-        texture=STUDIO_STRUCTURE.texture,
-        fixtures=STUDIO_STRUCTURE.fixtures,
+        structure=STUDIO_STRUCTURE,
         texture_seed=int(rng.integers(2**31)),
     )
 
-
-@dataclass(frozen=True)
-class StudioStructure:
-    """How much fine structure the studio style's wall and floor carry (see Appearance.texture)."""
-
-    texture: float = 0.0
-    fixtures: int = 0
-
-
-# Chosen by what it does to the learning pace (docs/results.md, `python -m lab4 pace`): with the
-# pose estimator's errors (lab4.synth.estimator.STUDIO_ERRORS), the default data is learned at about
-# the real footage's pace.
-STUDIO_STRUCTURE = StudioStructure(texture=16.0, fixtures=16)
 
 
 def _box_down(image: np.ndarray, factor: int) -> np.ndarray:
@@ -235,15 +233,15 @@ def _pink_noise(rng: np.random.Generator, shape: tuple[int, int], stretch: float
 
 
 def _structure(app: Appearance, y: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """(H*s, W*s) grey levels added to the studio: texture and fittings (Appearance.texture, .fixtures)."""
+    """(H*s, W*s) grey levels added to the studio: its texture and fittings (Appearance.structure)."""
     rng = np.random.default_rng(app.texture_seed)
     shape = (y.shape[0], x.shape[1])
     on_wall = (y < app.horizon)[:, :, 0]
     # The floor's boards run across the frame: its grain is longer across than down.
     grain = np.where(on_wall, _pink_noise(rng, shape), _pink_noise(rng, shape, stretch=4.0))
-    structure = app.texture * grain
+    structure = app.structure.texture * grain
     yy, xx = y[:, :, 0], x[:, :, 0]
-    for _ in range(app.fixtures):
+    for _ in range(app.structure.fixtures):
         # A sharp-edged fitting on the wall, lighter or darker than it; about one in three a tall
         # one (a door frame, a panel's edge) reaching the skirting.
         width = rng.uniform(0.02, 0.12)
@@ -280,7 +278,7 @@ def render_background(app: Appearance) -> np.ndarray:
     if app.top_band:
         wall = wall + app.top_band * np.exp(-((y / 0.1) ** 2)) * tint
     image = np.where(y < app.horizon, wall, floor)
-    if app.texture or app.fixtures:
+    if app.structure.texture or app.structure.fixtures:
         image = image + _structure(app, y, x)[..., None] * tint
     # A skirting board: a soft dark line where the wall meets the floor.
     image = image * (1.0 - 0.1 * np.exp(-(((y - app.horizon) * FRAME_H / 0.6) ** 2)))

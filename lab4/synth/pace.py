@@ -2,11 +2,11 @@
 
 A dataset's learning pace decides whether a CPU budget chosen on it transfers to another: version 3
 of the default studio data was learned about three times faster than real footage (issue 34), so
-every budget chosen on it was too small there; version 4 was chosen by this command. This command trains the reference recipe (RECIPE: the
-`quick` profile as of commit 457b1d3, pinned here field by field so that later changes to `quick`
-do not move the yardstick) on a dataset, once per seed, and prints the val PSNR gain over the
-repeat-first-frame baseline after each number of updates, beside the real footage's figures
-(FOOTAGE_GAIN_DB).
+every budget chosen on it was too small there; version 4 was chosen by this command. It trains the
+reference recipe (RECIPE: the `quick` profile as of commit 457b1d3, pinned here field by field so
+that later changes to `quick` do not move the yardstick) on a dataset, once per seed, and prints
+the val PSNR gain over the repeat-first-frame baseline after each number of updates, beside the
+real footage's figures (FOOTAGE_GAIN_DB).
 
 Per seed, two runs of lab4.train under RUN_ROOT/<dataset folder's name>/seed<N>/ (--out, default
 runs/pace):
