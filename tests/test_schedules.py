@@ -65,6 +65,20 @@ def test_teacher_forcing_draw_is_reproducible_and_follows_the_ratio():
     assert draws == [teacher_forcing_draw(0.3, 1, e, b) for e in range(20) for b in range(50)]
 
 
+def test_quick_chain_teacher_forcing_is_the_templates_schedule_in_proportion():
+    """The report's "TF 1.0 decaying" at the CPU budget keeps the shape of the template's over its
+    70 epochs: forced at first, 0 after about the first quarter of the run, a similar mean ratio."""
+    def shape(cfg):
+        ratios = [teacher_forcing_ratio(e, 1.0, cfg.tfr_sde, cfg.tfr_d_step) for e in range(cfg.num_epoch)]
+        first_zero = next((e for e, r in enumerate(ratios) if r == 0.0), cfg.num_epoch) / cfg.num_epoch
+        return ratios[0], first_zero, sum(ratios) / len(ratios)
+
+    lab, chain = shape(make_config("lab")), shape(make_config("quick-chain"))
+    assert lab[0] == chain[0] == 1.0
+    assert lab[1] == pytest.approx(19 / 70) and chain[1] == pytest.approx(lab[1], abs=0.1)
+    assert chain[2] == pytest.approx(lab[2], abs=0.05)
+
+
 def test_lab_profile_is_the_template_defaults():
     cfg = make_config("lab")
     assert (cfg.batch_size, cfg.lr, cfg.optimizer, cfg.milestones, cfg.gamma, cfg.grad_clip) == (
