@@ -17,7 +17,7 @@ from lab4.io import atomic_write_text
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "output": ("clamp", "sigmoid"),
-    "init": ("template", "identity"),
+    "init": ("template", "identity", "zero-kl"),
     "prior": ("fixed", "learned"),
     "optimizer": ("adam", "adamw"),
     "lr_schedule": ("multistep", "cosine", "constant"),
@@ -59,7 +59,8 @@ class Config:
     N_dim: int = 12
     D_out_dim: int = 192
     output: str = "clamp"           # "clamp" (template) or "sigmoid"
-    init: str = "template"          # PyTorch's default (template) or "identity": start as repeat-the-previous-frame
+    init: str = "template"          # PyTorch's default (template); "zero-kl": the posterior starts as N(0, I);
+                                    # "identity": start as repeat-the-previous-frame (and zero-kl)
     prior: str = "fixed"            # p(z): N(0, I) (template) or "learned": p(z_t | x_{t-1}, p_t) from a Gaussian_Predictor
 
     # --- optimisation ---

@@ -195,6 +195,34 @@ def test_identity_init_starts_as_repeat_the_previous_frame(sizes):
         VideoCVAE(16, 8, 4, 16, init="identity")  # F_dim/8 = 2 channels cannot carry RGB
 
 
+@pytest.mark.parametrize("prior", ["fixed", "learned"])
+def test_zero_kl_init_starts_the_kl_at_zero_and_keeps_every_other_weight(prior):
+    """init="zero-kl": from the same seed the template's weights but for the Gaussian predictors'
+    output convs, which start at zero, so the posterior (and a learned prior) is N(0, I) and the
+    KL 0; the first update moves them off it."""
+    torch.manual_seed(0)
+    template = VideoCVAE(16, 8, 4, 16, prior=prior)
+    torch.manual_seed(0)
+    model = VideoCVAE(16, 8, 4, 16, init="zero-kl", prior=prior)
+    expected = {"Gaussian_Predictor.6.weight", "Gaussian_Predictor.6.bias"}
+    if prior == "learned":
+        expected |= {"Prior_Predictor.6.weight", "Prior_Predictor.6.bias"}
+    theirs, ours = template.state_dict(), model.state_dict()
+    assert {k for k in ours if not torch.equal(ours[k], theirs[k])} == expected
+    assert all(ours[k].abs().max() == 0 for k in expected)
+    frame, labels = torch.rand(2, 3, 32, 64), torch.rand(2, 3, 32, 64)
+    mu, logvar = model.posterior(model.encode_frames(frame), model.encode_labels(labels))
+    assert kl_to_standard_normal(mu, logvar, 2).item() == 0.0
+    mu, logvar = template.posterior(template.encode_frames(frame), template.encode_labels(labels))
+    assert kl_to_standard_normal(mu, logvar, 2).item() > 1.0
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    mu, logvar = model.posterior(model.encode_frames(frame), model.encode_labels(labels))
+    raw = model.decode(model.encode_frames(frame), model.encode_labels(labels), reparameterize(mu, logvar))
+    ((model.fit_output(raw) - frame) ** 2).mean().add(kl_to_standard_normal(mu, logvar, 2)).backward()
+    optimizer.step()
+    assert model.Gaussian_Predictor[-1].weight.abs().max() > 0
+
+
 # ---------------------------------------------------------------------------------------
 # The learned prior (prior="learned")
 # ---------------------------------------------------------------------------------------

@@ -453,8 +453,9 @@ def test_the_strategies_plan_changes_only_each_runs_settings():
 def test_the_cpu_profiles_are_the_template_chain_with_a_budget_in_updates():
     """What a user relies on: quick and quick-chain do the same work on any data (a budget in
     updates), quick is quick-chain with teacher forcing 0, the KL weight at 1 and a larger budget
-    (the ablations' is what `make` trains 15 times), the report's ablations change only what they
-    compare, over three seeds, and best-lab keeps the template's sizes."""
+    (the ablations' is what `make` trains 16 times), the report's ablations change only what they
+    compare, over three seeds (the one mechanism check, its init too), and best-lab keeps the
+    template's sizes."""
     from lab4.config import LEARNS, make_config
 
     quick, chain = make_config("quick"), make_config("quick-chain")
@@ -469,7 +470,8 @@ def test_the_cpu_profiles_are_the_template_chain_with_a_budget_in_updates():
         "quick-chain", {**LEARNS, "data_root": kl_none.config.data_root, "seed": kl_none.seed}).to_dict()
     for run in ablations.runs:
         changed = {k for k, v in run.config.to_dict().items() if v != getattr(chain, k)} - {"data_root", "seed"}
-        assert changed <= {"tfr", "tfr_d_step", "kl_anneal_type"}, run.name
+        mechanism = {"init"} if run.base == "kl_cyclical_zero_kl" else set()
+        assert changed <= {"tfr", "tfr_d_step", "kl_anneal_type"} | mechanism, run.name
     lab, best_lab = make_config("lab"), make_config("best-lab")
     for name in ("F_dim", "L_dim", "N_dim", "D_out_dim", "batch_size", "train_vi_len", "max_iters"):
         assert getattr(best_lab, name) == getattr(lab, name), name
@@ -530,3 +532,12 @@ def test_the_analysis_notebook_runs_on_committed_records_without_arrays(tiny_swe
     assert not errors, [(o.get("ename"), o.get("evalue")) for o in errors]
     markdown = "".join(o.get("data", {}).get("text/markdown", "") for o in outputs)
     assert "has a validation rollout on disk" in markdown and "run `make`" in markdown
+
+
+def test_a_runs_description_names_an_init_other_than_the_templates():
+    """`sweep --list` and the report say when a run starts from other weights than the template's."""
+    from lab4.sweep.knobs import describe_config
+
+    runs = {r.name: r for r in load_plan("ablations").runs}
+    assert "init zero-kl" in describe_config(runs["kl_cyclical_zero_kl-s0"].config)
+    assert "init" not in describe_config(runs["kl_cyclical-s0"].config)

@@ -56,4 +56,4 @@ def describe_config(cfg: Config, profile: str | None = None) -> str:
     budget = f"{cfg.max_iters} updates in {cfg.num_epoch} epochs" if cfg.max_iters else f"{cfg.num_epoch} epochs"
     return (f"{head}data {display_path(cfg.data_root)}, {budget}, seed {cfg.seed}; "
             f"{describe_ablation(cfg)}; model F{cfg.F_dim}/L{cfg.L_dim}/N{cfg.N_dim}/D{cfg.D_out_dim}, "
-            f"batch {cfg.batch_size}, lr {cfg.lr:g}")
+            f"{'' if cfg.init == 'template' else f'init {cfg.init}, '}batch {cfg.batch_size}, lr {cfg.lr:g}")
