@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch.optim.swa_utils import update_bn
 
+from lab4.config import Config
 from lab4.device import to_float_images
 from lab4.io import atomic_path
 from lab4.metrics import psnr_per_frame, ssim_per_frame
@@ -110,3 +111,12 @@ def validate(model: VideoCVAE, frames: torch.Tensor, labels: torch.Tensor, z_mod
     mse = (pred[1:] - frames[1:]).pow(2).mean()
     return Validation(psnr=psnr.cpu().numpy(), baseline_psnr=baseline.cpu().numpy(), ssim=ssim.cpu().numpy(),
                       baseline_ssim=baseline_ssim.cpu().numpy(), mse=float(mse), predictions=pred)
+
+
+def validate_as_logged(model: VideoCVAE, cfg: Config, epoch: int, frames: torch.Tensor, labels: torch.Tensor,
+                       dtype: torch.dtype | None = None, label_norm: str = "frame") -> Validation:
+    """The validation `train` logs after `epoch` epochs (counted from 1): the run's val_z, drawn
+    with that epoch's seed. label_norm: see `validate`."""
+    return validate(model, frames, labels, cfg.val_z, seed=validation_seed(cfg.seed, epoch), dtype=dtype,
+                    label_norm=label_norm)
+

@@ -23,7 +23,7 @@ from lab4 import data as lab4_data
 from lab4.config import Config
 from lab4.device import autocast_dtype, resolve_device, to_float_images
 from lab4.distributed import Ranks, init_from_env, parameters_in_sync, shutdown
-from lab4.evaluate import LABEL_NORM_MEANING, Validation, epoch_columns, precise_label_stats, validate, validation_seed
+from lab4.evaluate import LABEL_NORM_MEANING, Validation, epoch_columns, precise_label_stats, validate_as_logged
 from lab4.io import FolderLock, atomic_write_text
 from lab4.model import VideoCVAE
 from lab4.runs import EPOCH_COLUMNS, ITER_COLUMNS, VAL_COLUMNS, CsvAppender, RunPaths, write_csv
@@ -330,8 +330,8 @@ def validate_epoch(cfg: Config, run: Run, epoch: int) -> Validation | None:
         precise_label_stats(run.model, run.train_split.labels, run.device)
     if (epoch + 1) % cfg.val_every and epoch + 1 != cfg.num_epoch:
         return None
-    return validate(run.model, run.val_frames, run.val_labels, cfg.val_z, seed=validation_seed(cfg.seed, epoch + 1),
-                    dtype=run.amp_dtype, label_norm=cfg.label_norm)
+    return validate_as_logged(run.model, cfg, epoch + 1, run.val_frames, run.val_labels, dtype=run.amp_dtype,
+                              label_norm=cfg.label_norm)
 
 
 def log_epoch(cfg: Config, run: Run, state: Progress, epoch: int, trained: EpochTraining, lr: float,

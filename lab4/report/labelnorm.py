@@ -19,7 +19,7 @@ import pandas as pd
 from lab4.commands import LAZY_COMMANDS
 from lab4.config import CHOICES
 from lab4.device import autocast_dtype
-from lab4.evaluate import validate, validation_seed
+from lab4.evaluate import validate_as_logged
 from lab4.io import atomic_path
 from lab4.predict import generation_label_norm, load_trained
 from lab4.report.stats import format_mean_std, summarise
@@ -58,8 +58,8 @@ def compare_label_norms(run_dir: Path, epochs: list[int] | None = None, data_roo
             model.label_transformation.load_state_dict(saved)
             label_norm = generation_label_norm(model, cfg, choice, data_root)
             # train's validation seed for that epoch, so "frame" and "running" repeat what it logged.
-            result = validate(model, *videos, cfg.val_z, seed=validation_seed(cfg.seed, at),
-                              dtype=autocast_dtype(cfg, device), label_norm=label_norm)
+            result = validate_as_logged(model, cfg, at, *videos, dtype=autocast_dtype(cfg, device),
+                                        label_norm=label_norm)
             rows.append({"epoch": at, "label_norm": choice, "val_psnr": result.mean_psnr,
                          "baseline_psnr": result.mean_baseline_psnr, "val_ssim": result.mean_ssim,
                          "seed": cfg.seed, "trained_with": cfg.train_label_norm})

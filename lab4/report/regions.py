@@ -20,8 +20,9 @@ import torch
 
 from lab4.commands import LAZY_COMMANDS
 from lab4.device import autocast_dtype
-from lab4.evaluate import validate, validation_seed
+from lab4.evaluate import validate_as_logged
 from lab4.io import atomic_path
+from lab4.metrics import PSNR_CAP_DB
 from lab4.predict import generation_label_norm, load_trained
 from lab4.report.zsampling import load_videos
 
@@ -36,8 +37,11 @@ def performer_mask(frames: torch.Tensor, threshold: float = THRESHOLD) -> torch.
 
 
 def pooled_psnr(squared_error: torch.Tensor) -> float:
-    mse = float(squared_error.mean()) if squared_error.numel() else math.nan
-    return 10 * math.log10(1 / mse) if mse > 0 else math.inf
+    """10 log10(1 / mean squared error), capped as every PSNR of the project is; NaN for no pixels."""
+    if not squared_error.numel():
+        return math.nan
+    mse = float(squared_error.mean())
+    return min(10 * math.log10(1 / mse), PSNR_CAP_DB) if mse > 0 else PSNR_CAP_DB
 
 
 def region_errors(pred: torch.Tensor, truth: torch.Tensor, performer: torch.Tensor) -> dict[str, float]:
@@ -62,8 +66,8 @@ def measure(run_dir: Path, which: str = "best", data_root: str | None = None,
     device = next(model.parameters()).device
     frames, labels = load_videos(cfg, "val", device, data_root)
     label_norm = generation_label_norm(model, cfg, None, data_root)
-    result = validate(model, frames, labels, cfg.val_z, seed=validation_seed(cfg.seed, epoch),
-                      dtype=autocast_dtype(cfg, device), label_norm=label_norm)
+    result = validate_as_logged(model, cfg, epoch, frames, labels, dtype=autocast_dtype(cfg, device),
+                                label_norm=label_norm)
     performer = performer_mask(frames, threshold)
     rows = [{"what": "model", "epoch": epoch, **region_errors(result.predictions, frames, performer)},
             {"what": "repeat-first-frame", "epoch": epoch,

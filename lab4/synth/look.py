@@ -215,7 +215,6 @@ def studio_appearance(seed: int) -> Appearance:
     )
 
 
-
 def _box_down(image: np.ndarray, factor: int) -> np.ndarray:
     h, w = image.shape[0] // factor, image.shape[1] // factor
     return image.reshape(h, factor, w, factor, -1).mean(axis=(1, 3))
