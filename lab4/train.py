@@ -107,7 +107,10 @@ def train(cfg: Config, run_dir: Path, resume: bool = False, force: bool = False,
                 lock = lock_run_dir(run_dir)
             prepare_run_dir(run_dir, cfg, resume, force)
         ranks.barrier()
-        return training_stage(cfg, paths, resume, progress and ranks.is_main, device, ranks)
+        result = training_stage(cfg, paths, resume, progress and ranks.is_main, device, ranks)
+        # Leave together: no rank tears the group down while a peer may still be in its last collective.
+        ranks.barrier()
+        return result
     finally:
         if lock is not None:
             lock.release()
