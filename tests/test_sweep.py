@@ -243,6 +243,8 @@ def test_notebooks_have_one_parameters_cell_with_every_knob():
         tagged = [c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])]
         assert len(tagged) == 1
         assert all(not c.get("outputs") for c in notebook.cells if c.cell_type == "code")  # committed clean
+        ids = [c.get("id") for c in json.loads((ROOT / "notebooks" / name).read_text())["cells"]]
+        assert None not in ids and len(set(ids)) == len(ids), name  # nbformat 4.5: each cell its own id
 
 
 def test_jobs_get_a_gpu_each_and_never_share_one(tmp_path, monkeypatch):
