@@ -20,7 +20,7 @@ from lab4.synth.video import plan_video
 
 log = logging.getLogger(__name__)
 
-GENERATOR_VERSION = 4
+GENERATOR_VERSION = 5
 # Written when generation starts and removed when it ends: a folder holding it holds an
 # interrupted run of ours, which may be wiped and redone without asking for force=True.
 PARTIAL_MARKER = "lab4_synth.partial"
