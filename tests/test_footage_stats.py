@@ -120,17 +120,3 @@ def test_each_label_measure_prints_beside_the_footage_figure_measured_the_same_w
     # Inks 0.07, 0.07, 0.07, 0: sd 0.0303, mean 0.0525.
     assert row(text, "val label ink's spread over frames (sd/mean)") == ["57.7%", "not measured"]
 
-
-def test_studio_labels_measure_as_the_footages() -> None:
-    """The default style's labels are as faint as the footage's by data-stats' own measures: the ink,
-    the share of pixels over 0.1 from white and the share over 0.3 (version 4's were half again as
-    bold, with ten times the strong pixels)."""
-    from lab4.synth.video import render_video
-
-    _, labels = render_video(0, "train", 0, 120, "studio")
-    real = footage.REAL_FOOTAGE
-    assert footage.label_ink(labels).mean() == pytest.approx(real["label_ink_train"], rel=0.15)
-    faint, _, mean, on_white = footage.label_faintness(labels, "averaged")
-    assert on_white and faint == pytest.approx(real["label_faint_share"], rel=0.2)
-    assert mean == pytest.approx(real["label_faint_mean"], rel=0.15)
-    assert footage.label_faintness(labels, "largest")[1] < 3 * real["label_strong_share_largest"]
