@@ -16,7 +16,8 @@ proportions; its 18 OpenPose keypoints, projected to the image, give both the la
 (``lab4.synth.pose.draw_skeleton``) and the rendered body (filled limbs drawn 8x larger and
 box-filtered down), composited over a studio background that is computed once per video. In the
 `studio` style the labels show the keypoints as a pose estimator reports them (``estimator``:
-jitter, limbs missing for a few frames, left-right swaps) and the studio has a textured wall and
+jitter, limbs missing for a few frames, left-right swaps), drawn as faint as the footage's
+(``pose.draw_footage_label``), and the studio has a textured wall and
 floor with sharp-edged fittings: what makes real footage slower to learn (``pace``).
 
 Every video draws from its own random stream, derived from (seed, split, video index),
