@@ -119,4 +119,3 @@ def test_each_label_measure_prints_beside_the_footage_figure_measured_the_same_w
     assert row(text, "val label ink against train") == ["+50%", "-5%"]
     # Inks 0.07, 0.07, 0.07, 0: sd 0.0303, mean 0.0525.
     assert row(text, "val label ink's spread over frames (sd/mean)") == ["57.7%", "not measured"]
-

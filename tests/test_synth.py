@@ -284,8 +284,8 @@ def test_studio_statistics_match_the_real_footage(studio_videos: tuple[np.ndarra
     assert stats.label_on_white
     # Faintness on the training labels (footage.LABEL_FRAMES of them; the fixture renders 1,000),
     # each pixel's difference from white averaged over its channels (the footage: 1.06 %, none, 0.137)
-    # and its largest channel difference (2.85 %, 0.12 %), and the ink per pixel (0.0063). Version 4's
-    # labels, half again as bold (2.37 %, 0.04 %, 0.160; 3.43 %, 1.17 %; 0.0095), fall outside.
+    # and its largest channel difference (2.85 %, 0.12 %), and the ink per pixel (0.0063). Labels half
+    # again as bold (drawn at 512 rows: 2.37 %, 0.04 %, 0.160; 3.43 %, 1.17 %; 0.0095) fall outside.
     assert 0.008 < stats.label_faint_share < 0.014, stats
     assert stats.label_strong_share < 0.0002, stats
     assert 0.12 < stats.label_faint_mean < 0.155, stats
