@@ -119,4 +119,3 @@ def validate_as_logged(model: VideoCVAE, cfg: Config, epoch: int, frames: torch.
     with that epoch's seed. label_norm: see `validate`."""
     return validate(model, frames, labels, cfg.val_z, seed=validation_seed(cfg.seed, epoch), dtype=dtype,
                     label_norm=label_norm)
-
