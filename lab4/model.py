@@ -13,6 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from lab4.config import CHOICES
+from lab4.data.layout import FRAME_H, FRAME_W
 from lab4.layers import SLOPE, ConvFFN, DepthConv, DepthConvBlock, ResidualBlock, cat_channels, conv1x1, conv3x3
 
 # Clamp on logvar before exp(): a stray large logvar would overflow exp() in fp16 and
@@ -220,19 +221,27 @@ def kl_between_gaussians(mu_q: torch.Tensor, logvar_q: torch.Tensor, mu_p: torch
 
 
 class VideoCVAE(nn.Module):
-    """The five template modules plus the output mapping (and, with prior="learned", a sixth).
+    """The five template modules plus the output mapping (and, with prior="learned", a sixth;
+    with background="learned", one more tensor of weights).
 
     prior="fixed" is the template: p(z) = N(0, I). prior="learned" adds `Prior_Predictor`,
     a second Gaussian_Predictor (same structure, F+L -> N) that predicts p(z_t | x_{t-1}, p_t)
     from the previous frame's features (the same ones the decoder fuses) and the label's,
     as the learned prior of SVG-LP (Denton & Fergus, 2018).
 
+    background="none" is the template. background="learned" adds `background`, a bias per pixel
+    and colour (1 x 3 x 32 x 64) on the Generator's output. Every template convolution has
+    stride 1 and shares its weights over the frame, so the template can draw a fixed camera's
+    studio, the same at every pixel position in every frame, only by carrying it over from the
+    previous frame through its narrowest layers (width/8 channels); a bias per pixel holds it
+    in the weights and leaves the convolutions the performer.
+
     Shapes: frames and labels are (batch, 3, 32, 64) floats in [0, 1]. Each method works on
     any leading batch, so the trainer can call them on (batch x time) at once.
     """
 
     def __init__(self, F_dim: int = 128, L_dim: int = 32, N_dim: int = 12, D_out_dim: int = 192,
-                 output: str = "clamp", init: str = "template", prior: str = "fixed"):
+                 output: str = "clamp", init: str = "template", prior: str = "fixed", background: str = "none"):
         super().__init__()
         if output not in OUTPUTS:
             raise ValueError(f"output must be one of {', '.join(map(repr, OUTPUTS))}, got {output!r}")
@@ -240,6 +249,9 @@ class VideoCVAE(nn.Module):
             raise ValueError(f"init must be one of {', '.join(map(repr, CHOICES['init']))}, got {init!r}")
         if prior not in CHOICES["prior"]:
             raise ValueError(f"prior must be one of {', '.join(map(repr, CHOICES['prior']))}, got {prior!r}")
+        if background not in CHOICES["background"]:
+            raise ValueError(f"background must be one of {', '.join(map(repr, CHOICES['background']))}, "
+                             f"got {background!r}")
         if init == "identity" and min(F_dim, D_out_dim) < 24:
             raise ValueError(f"init='identity' needs F_dim and D_out_dim of at least 24 (got {F_dim}, {D_out_dim}): "
                              "the narrowest layers, width/8, must carry the frame's 3 colour channels")
@@ -256,6 +268,10 @@ class VideoCVAE(nn.Module):
             # given seed whichever the prior; with "fixed" the module list (and state_dict)
             # is the template's.
             self.Prior_Predictor = Gaussian_Predictor(F_dim + L_dim, N_dim)
+        # At zero, so the untrained model's output is the template's (and init="identity" still
+        # starts as repeat-the-previous-frame); it draws no random numbers, so the modules' weights
+        # from a given seed are the same either way.
+        self.background = nn.Parameter(torch.zeros(1, 3, FRAME_H, FRAME_W)) if background == "learned" else None
         if init == "identity":
             init_identity(self)
         elif init == "zero-kl":
@@ -283,7 +299,8 @@ class VideoCVAE(nn.Module):
 
     def decode(self, prev_feat: torch.Tensor, label_feat: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """Fuse [previous frame, label, z] and generate the frame, before the output mapping."""
-        return self.Generator(self.Decoder_Fusion(prev_feat, label_feat, z))
+        raw = self.Generator(self.Decoder_Fusion(prev_feat, label_feat, z))
+        return raw if self.background is None else raw + self.background
 
     def fit_output(self, raw: torch.Tensor) -> torch.Tensor:
         """What the reconstruction loss sees.

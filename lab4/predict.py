@@ -3,7 +3,7 @@ animated GIF per sequence (enlarged with nearest-neighbour scaling so pixels sta
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -87,6 +87,9 @@ def load_template(paths: RunPaths, path: Path, state: dict[str, torch.Tensor], e
         cfg, sizes_from = load_run_config(paths.config), str(paths.config)
     else:
         cfg, sizes_from = (sizes, "--profile/--set") if sizes is not None else (Config(), "the template's defaults")
+    if cfg.background != "none" and "background" not in state:
+        # The template's modules only: the profile (quick's learned background) still gives the sizes.
+        cfg = replace(cfg, background="none")
     model = build_model(cfg)
     load_template_state(model, state, path, cfg, sizes_from)
     model.to(device or resolve_device(cfg)).eval()

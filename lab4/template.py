@@ -33,6 +33,9 @@ def not_template(cfg: Config) -> str | None:
     not which weights they have (see `template_notes`)."""
     if cfg.prior != "fixed":
         return f"prior={cfg.prior!r} adds a sixth module (Prior_Predictor) the template has not; expected prior='fixed'"
+    if cfg.background != "none":
+        return (f"background={cfg.background!r} adds a bias per pixel on the Generator's output that the template "
+                "has not; expected background='none'")
     return None
 
 

@@ -50,7 +50,7 @@ class TrainResult:
 
 def build_model(cfg: Config) -> VideoCVAE:
     model = VideoCVAE(cfg.F_dim, cfg.L_dim, cfg.N_dim, cfg.D_out_dim, output=cfg.output, init=cfg.init,
-                      prior=cfg.prior)
+                      prior=cfg.prior, background=cfg.background)
     if cfg.channels_last:
         # Inputs may stay NCHW: each convolution follows its weights' layout.
         model = model.to(memory_format=torch.channels_last)

@@ -381,3 +381,45 @@ def test_layout_helpers_keep_channels_last_and_change_no_value():
     assert not torch.cat([features, noise], dim=1).is_contiguous(memory_format=cl)  # what the helper avoids
     plain = cat_channels([features.contiguous(), noise])
     assert plain.is_contiguous() and torch.equal(plain, joined)
+
+
+# ---------------------------------------------------------------------------------------
+# The learned background (background="learned")
+# ---------------------------------------------------------------------------------------
+
+@pytest.mark.usefixtures("one_thread")
+def test_learned_background_is_one_bias_per_pixel_on_the_generators_output():
+    """background="learned" adds one weight per pixel and colour, at zero, after the Generator and
+    before the output mapping; the template's modules and their initial weights are unchanged."""
+    torch.manual_seed(0)
+    template = VideoCVAE(16, 8, 4, 16, output="sigmoid")
+    torch.manual_seed(0)
+    model = VideoCVAE(16, 8, 4, 16, output="sigmoid", background="learned")
+    assert template.background is None and "background" not in template.state_dict()
+    assert count(model) == count(template) + 3 * 32 * 64
+    state = model.state_dict()
+    assert [k for k in state if k not in template.state_dict()] == ["background"]
+    assert state["background"].shape == (1, 3, 32, 64) and state["background"].abs().max() == 0
+    for name, tensor in template.state_dict().items():
+        assert torch.equal(tensor, state[name]), name
+
+    gen = torch.Generator().manual_seed(1)
+    prev, labels = torch.rand(2, 3, 32, 64, generator=gen), torch.rand(2, 3, 32, 64, generator=gen)
+    z = torch.randn(2, 4, 32, 64, generator=gen)
+    with torch.no_grad():
+        prev_feat, label_feat = model.encode_frames(prev), model.encode_labels(labels)
+        assert torch.equal(model.decode(prev_feat, label_feat, z), template.decode(prev_feat, label_feat, z))
+        pattern = torch.randn(1, 3, 32, 64, generator=gen)
+        model.background.copy_(pattern)
+        torch.testing.assert_close(model.decode(prev_feat, label_feat, z),
+                                   template.decode(prev_feat, label_feat, z) + pattern)
+
+    # It learns: one update moves every one of its weights.
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    before = model.background.detach().clone()
+    loss = ((model.to_image(model.decode(model.encode_frames(prev), model.encode_labels(labels), z)) - prev) ** 2)
+    loss.mean().backward()
+    optimizer.step()
+    assert (model.background.detach() != before).all()
+    with pytest.raises(ValueError, match="background"):
+        VideoCVAE(background="median")

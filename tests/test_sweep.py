@@ -454,8 +454,9 @@ def test_the_strategies_plan_changes_only_each_runs_settings():
 
 def test_the_cpu_profiles_are_the_template_chain_with_a_budget_in_updates():
     """What a user relies on: quick and quick-chain do the same work on any data (a budget in
-    updates), quick is quick-chain with teacher forcing 0, the KL weight at 1 and a larger budget
-    (the ablations' is what `make` trains 16 times), the report's ablations change only what they
+    updates), quick is quick-chain with teacher forcing 0, the KL weight at 1, the learned
+    background and a larger budget (the ablations' is what `make` trains 16 times, on the
+    template's modules), the report's ablations change only what they
     compare, over three seeds (the one mechanism check, its init too), and best-lab keeps the
     template's sizes."""
     from lab4.config import LEARNS, make_config
@@ -464,7 +465,8 @@ def test_the_cpu_profiles_are_the_template_chain_with_a_budget_in_updates():
     assert quick.max_iters > chain.max_iters > 0
     assert quick.tfr == 0.0 and quick.kl_anneal_type == "None"
     assert {k for k, v in quick.to_dict().items() if v != getattr(chain, k)} == {
-        "tfr", "kl_anneal_type", "max_iters", "val_every"}
+        "tfr", "kl_anneal_type", "background", "max_iters", "val_every"}
+    assert quick.background == "learned" and chain.background == "none"
     ablations = load_plan("ablations")
     assert ablations.profile == "quick-chain" and {r.seed for r in ablations.runs} == {0, 1, 2}
     kl_none = next(r for r in ablations.runs if r.base == "kl_none")

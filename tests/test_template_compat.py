@@ -224,7 +224,7 @@ def test_an_exported_checkpoint_loads_strictly_into_the_template_and_gives_the_s
         torch.testing.assert_close(ours.decode(frame_feat, label_feat, z), raw, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("field, value", [("prior", "learned")])
+@pytest.mark.parametrize("field, value", [("prior", "learned"), ("background", "learned")])
 def test_export_refuses_a_run_whose_modules_are_not_the_templates(tmp_path, capsys, field, value):
     run = tmp_path / "run"
     run.mkdir()
@@ -331,6 +331,11 @@ def test_a_template_checkpoint_predicts_through_lab4_predict(template_run, tiny_
     theirs = run_tester_loop(template, to_float_images(test.first_frames, "cpu"), to_float_images(test.labels, "cpu"),
                          sigmoid=output == "sigmoid")
     assert_same_frames(predicted, grey_levels(theirs))
+    # Sized by a profile with a learned background (quick's): the file holds the template's modules only.
+    out_background = tmp_path / "predicted-background"
+    assert cli.main(["predict", str(out_background)] + args[2:] + ["--profile", "smoke", "--set", f"output={output}",
+                                                                  "--set", "background=learned", "--z", "zero"]) == 0
+    assert np.array_equal(np.load(out_background / "test" / "predictions.npy"), predicted)
 
     # Sizes that do not fit: one line naming the file and the first key that does not fit.
     capsys.readouterr()

@@ -36,7 +36,7 @@ METRICS: dict[str, tuple[str, str | None, int]] = {
 MODEL_METRICS = [name for name, (_, baseline, _) in METRICS.items() if baseline]
 
 # The config fields the implementation section shows: shared ones in one table, varied ones per run.
-SETTING_FIELDS = ("F_dim", "L_dim", "N_dim", "D_out_dim", "output", "prior", "batch_size", "train_vi_len",
+SETTING_FIELDS = ("F_dim", "L_dim", "N_dim", "D_out_dim", "output", "prior", "background", "batch_size", "train_vi_len",
                   "val_vi_len", "num_epoch", "max_iters", "optimizer", "lr", "lr_schedule", "milestones", "gamma",
                   "weight_decay", "grad_clip", "kl_anneal_type", "kl_anneal_cycle", "kl_anneal_ratio",
                   "kl_anneal_step", "kl_beta_max", "tfr", "tfr_sde", "tfr_d_step", "tf_granularity", "val_z",
