@@ -185,8 +185,8 @@ def init_zero_kl(model: nn.Module) -> None:
     With PyTorch's default init the posterior starts a little off N(0, I) at every one of the
     N x 32 x 64 latent elements, and the template's KL sums them: about 1,800 averaged over the
     first 20 updates of `quick`, 2,400 in Cyclical's first cycle (the KL weight near 0 lets it
-    grow), against a reconstruction term below 1; a Cyclical run at the CPU budget does not recover
-    from it within its 600 updates (docs/results.md). Everything else keeps its default init.
+    grow), against a reconstruction term below 1; a Cyclical run at a CPU budget is slow to recover
+    from it (docs/results.md). Everything else keeps its default init.
     """
     for module in model.modules():
         if isinstance(module, Gaussian_Predictor):

@@ -455,20 +455,19 @@ def test_the_strategies_plan_changes_only_each_runs_settings():
 def test_the_cpu_profiles_are_the_template_chain_with_a_budget_in_updates():
     """What a user relies on: quick and quick-chain do the same work on any data (a budget in
     updates), quick is quick-chain with teacher forcing 0, the KL weight at 1, the learned
-    background and a larger budget (the ablations' is what `make` trains 16 times, on the
-    template's modules), the report's ablations change only what they
-    compare, over three seeds (the one mechanism check, its init too), and best-lab keeps the
-    template's sizes."""
+    background and a budget of its own (quick-chain's, on the template's modules, is what `make`
+    trains six times), the report's ablations change only what they compare, on one seed (the one
+    mechanism check, its init too), and best-lab keeps the template's sizes."""
     from lab4.config import LEARNS, make_config
 
     quick, chain = make_config("quick"), make_config("quick-chain")
-    assert quick.max_iters > chain.max_iters > 0
+    assert quick.max_iters > 0 and chain.max_iters > 0
     assert quick.tfr == 0.0 and quick.kl_anneal_type == "None"
     assert {k for k, v in quick.to_dict().items() if v != getattr(chain, k)} == {
         "tfr", "kl_anneal_type", "background", "max_iters", "val_every"}
     assert quick.background == "learned" and chain.background == "none"
     ablations = load_plan("ablations")
-    assert ablations.profile == "quick-chain" and {r.seed for r in ablations.runs} == {0, 1, 2}
+    assert ablations.profile == "quick-chain" and {r.seed for r in ablations.runs} == {0} and len(ablations.runs) == 6
     kl_none = next(r for r in ablations.runs if r.base == "kl_none")
     assert kl_none.config.to_dict() == make_config(
         "quick-chain", {**LEARNS, "data_root": kl_none.config.data_root, "seed": kl_none.seed}).to_dict()
