@@ -21,10 +21,6 @@ from lab4.layers import SLOPE, ConvFFN, DepthConv, DepthConvBlock, ResidualBlock
 LOGVAR_MIN, LOGVAR_MAX = -30.0, 20.0
 
 
-# How the generator's output becomes a frame: "clamp" (the template) or "sigmoid".
-OUTPUTS = CHOICES["output"]
-
-
 class RGB_Encoder(nn.Sequential):
     """Frame (3 channels) -> F feature channels."""
 
@@ -243,15 +239,9 @@ class VideoCVAE(nn.Module):
     def __init__(self, F_dim: int = 128, L_dim: int = 32, N_dim: int = 12, D_out_dim: int = 192,
                  output: str = "clamp", init: str = "template", prior: str = "fixed", background: str = "none"):
         super().__init__()
-        if output not in OUTPUTS:
-            raise ValueError(f"output must be one of {', '.join(map(repr, OUTPUTS))}, got {output!r}")
-        if init not in CHOICES["init"]:
-            raise ValueError(f"init must be one of {', '.join(map(repr, CHOICES['init']))}, got {init!r}")
-        if prior not in CHOICES["prior"]:
-            raise ValueError(f"prior must be one of {', '.join(map(repr, CHOICES['prior']))}, got {prior!r}")
-        if background not in CHOICES["background"]:
-            raise ValueError(f"background must be one of {', '.join(map(repr, CHOICES['background']))}, "
-                             f"got {background!r}")
+        for name, value in (("output", output), ("init", init), ("prior", prior), ("background", background)):
+            if value not in CHOICES[name]:
+                raise ValueError(f"{name} must be one of {', '.join(map(repr, CHOICES[name]))}, got {value!r}")
         if init == "identity" and min(F_dim, D_out_dim) < 24:
             raise ValueError(f"init='identity' needs F_dim and D_out_dim of at least 24 (got {F_dim}, {D_out_dim}): "
                              "the narrowest layers, width/8, must carry the frame's 3 colour channels")
