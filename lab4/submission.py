@@ -13,11 +13,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from lab4.data.layout import FRAME_H, FRAME_W
 from lab4.io import atomic_path
 
 NUM_SEQUENCES = 5
 FRAMES_PER_SEQUENCE = 630
-FRAME_SHAPE = (3, 32, 64)
+FRAME_SHAPE = (3, FRAME_H, FRAME_W)
 
 # Rows are formatted this many at a time, which bounds the formatter's temporary memory.
 _ROWS_PER_CHUNK = 256

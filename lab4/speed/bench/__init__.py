@@ -49,10 +49,10 @@ from pathlib import Path
 
 from lab4.commands import LAZY_COMMANDS
 from lab4.config import PROFILES
+from lab4.data.layout import FRAME_H, FRAME_W
 from lab4.io import atomic_write_text
 from lab4.speed.bench.compare import (PRECISIONS, Variant, bench_config, parse_variants, project_train_step,
                                       resolve_bench_device, run_bench)
-from lab4.speed.bench.measure import FRAME_H, FRAME_W
 from lab4.speed.bench.naive import (naive_clip_loss, naive_rollout, naive_rollouts, naive_train_step,
                                     naive_train_step_as_trainer)
 from lab4.speed.bench.table import format_table

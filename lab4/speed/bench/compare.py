@@ -18,9 +18,10 @@ from typing import Any, Callable
 import torch
 
 from lab4.config import Config, make_config
+from lab4.data.layout import FRAME_H, FRAME_W
 from lab4.device import autocast, autocast_dtype
 from lab4.model import VideoCVAE
-from lab4.speed.bench.measure import (FRAME_H, FRAME_W, PROBE_BATCH, PROBE_CHANNELS, PROBE_KERNEL, PeakMemory,
+from lab4.speed.bench.measure import (PROBE_BATCH, PROBE_CHANNELS, PROBE_KERNEL, PeakMemory,
                                       allocator_in_use, convolution_share, counted_gflop, device_name,
                                       peak_rss_lifetime_mb, probe_gflops, rotated, saved_activation_bytes, summary,
                                       sync)

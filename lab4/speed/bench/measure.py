@@ -16,9 +16,8 @@ from typing import Any, Callable, Iterator
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from lab4.data.layout import FRAME_H, FRAME_W
 from lab4.device import autocast
-
-FRAME_H, FRAME_W = 32, 64
 
 
 def sync(device: torch.device) -> None:
