@@ -166,21 +166,22 @@ class Config:
 QUICK_CHAIN: dict[str, Any] = {
     # The template's method (every step conditioned on the previous prediction, so teacher forcing
     # matters) at a quarter of the widths, with the template's teacher-forcing and KL schedules,
-    # for a budget in updates that lets `make` train the report's five ablations in under 45
-    # minutes on two cores. 1,800 updates, one seed (the plans' seeds; `--seeds 0,1,2` for three):
-    # on data learned at real footage's pace (`python -m lab4 pace`) Cyclical ends 0.9 dB over
-    # repeat-first-frame after 600 updates and 2.6 after 1,800 (3 seeds each), so three seeds at
-    # 600 compare runs that have barely learned (docs/results.md).
+    # for a budget in updates. 3,600 updates, one seed (the plans' seeds; `--seeds 0,1,2` for
+    # three), about 80 minutes of `make` on two cores: on data learned at real footage's pace
+    # (`python -m lab4 pace`) the ablations' gaps reach the footage's only then (seed 0: None +9.3 dB
+    # over repeat-first-frame, Cyclical +3.9, teacher forcing 0.5 constant costing 7.8 dB; at 1,800
+    # updates +5.9, +2.9 and 4.5), so shorter budgets compare runs still learning (docs/results.md).
     "F_dim": 32, "L_dim": 16, "N_dim": 12, "D_out_dim": 48, "output": "sigmoid",
     # Many small steps: at this budget the number of updates, not the batch, limits learning.
-    "batch_size": 1, "train_vi_len": 8, "clip_mode": "random", "num_epoch": 6, "max_iters": 1800,
+    "batch_size": 1, "train_vi_len": 8, "clip_mode": "random", "num_epoch": 6, "max_iters": 3600,
     "lr": 2e-3, "lr_schedule": "cosine",
     # The template's teacher-forcing schedule in proportion to the run: it forces every step for
     # the first 10 of its 70 epochs and reaches 0 in the 20th (a mean ratio of 0.21); here 1.0 for
     # the first of six epochs, 0.5 for the second, then 0 (a mean of 0.25).
     "tfr_sde": 1, "tfr_d_step": 0.5, "tf_granularity": "batch",
     "kl_anneal_cycle": 4, "kl_anneal_step": "iteration",
-    "per_save": 3, "val_every": 3, "log_every": 20,
+    # Validated every epoch, for curves of val PSNR over training (the TF 0.5 constant run peaks mid-run).
+    "per_save": 3, "val_every": 1, "log_every": 20,
 }
 
 # What learns the performer, on the studio data as on the real data (docs/results.md): every step
