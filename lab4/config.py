@@ -168,9 +168,9 @@ QUICK_CHAIN: dict[str, Any] = {
     # matters) at a quarter of the widths, with the template's teacher-forcing and KL schedules,
     # for a budget in updates. 3,600 updates, one seed (the plans' seeds; `--seeds 0,1,2` for
     # three), about 80 minutes of `make` on two cores: on data learned at real footage's pace
-    # (`python -m lab4 pace`) the ablations' gaps reach the footage's only then (seed 0: None +9.3 dB
-    # over repeat-first-frame, Cyclical +3.9, teacher forcing 0.5 constant costing 7.8 dB; at 1,800
-    # updates +5.9, +2.9 and 4.5), so shorter budgets compare runs still learning (docs/results.md).
+    # (`python -m lab4 pace`) the ablations' gaps are the footage's at this budget (seed 0: None
+    # +9.3 dB over repeat-first-frame, Cyclical +3.9, teacher forcing 0.5 constant costing 7.8 dB;
+    # at 1,800 updates +5.9, +2.9 and 4.5: runs still learning) (docs/results.md).
     "F_dim": 32, "L_dim": 16, "N_dim": 12, "D_out_dim": 48, "output": "sigmoid",
     # Many small steps: at this budget the number of updates, not the batch, limits learning.
     "batch_size": 1, "train_vi_len": 8, "clip_mode": "random", "num_epoch": 6, "max_iters": 3600,
