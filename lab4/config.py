@@ -170,7 +170,7 @@ QUICK_CHAIN: dict[str, Any] = {
     # three), about 80 minutes of `make` on two cores: on data learned at real footage's pace
     # (`python -m lab4 pace`) the ablations' gaps are the footage's at this budget (seed 0: None
     # +9.3 dB over repeat-first-frame, Cyclical +3.9, teacher forcing 0.5 constant costing 7.8 dB;
-    # at 1,800 updates +5.9, +2.9 and 4.5: runs still learning) (docs/results.md).
+    # at 1,800 updates +5.9, +2.9 and 4.5: runs still learning; docs/results.md).
     "F_dim": 32, "L_dim": 16, "N_dim": 12, "D_out_dim": 48, "output": "sigmoid",
     # Many small steps: at this budget the number of updates, not the batch, limits learning.
     "batch_size": 1, "train_vi_len": 8, "clip_mode": "random", "num_epoch": 6, "max_iters": 3600,
